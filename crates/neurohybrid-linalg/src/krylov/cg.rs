@@ -1,0 +1,111 @@
+//! Preconditioned conjugate gradients.
+
+use crate::error::{Result, check_finite, check_len};
+use crate::krylov::operator::{LinearOperator, Preconditioner, Transposed, dot, norm2};
+use crate::krylov::{KrylovConfig, KrylovOutcome, KrylovStatus};
+
+/// Preconditioned conjugate gradients for symmetric positive definite operators (Saad,
+/// *Iterative Methods for Sparse Linear Systems*, 2nd ed., Algorithm 9.1).
+///
+/// The preconditioner must be symmetric positive definite too (Jacobi on an SPD matrix; ILU(0)
+/// of a symmetric M-matrix, which equals IC(0) up to a diagonal scaling). A non-positive
+/// curvature `pᵀAp ≤ 0` or `rᵀz ≤ 0` means the operator or the preconditioner is not SPD and is
+/// reported as [`KrylovStatus::Breakdown`] rather than silently producing garbage.
+///
+/// Workspace is sized on first use and reused.
+#[derive(Debug, Clone, Default)]
+pub struct Cg {
+    config: KrylovConfig,
+    r: Vec<f64>,
+    z: Vec<f64>,
+    p: Vec<f64>,
+    q: Vec<f64>,
+}
+
+impl Cg {
+    /// A solver with the given configuration (`restart` is ignored).
+    pub fn new(config: KrylovConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KrylovConfig {
+        &self.config
+    }
+
+    /// Solves `A x = b` from the given initial `x`.
+    pub fn solve(
+        &mut self,
+        a: &mut dyn LinearOperator,
+        pc: &mut dyn Preconditioner,
+        b: &[f64],
+        x: &mut [f64],
+    ) -> Result<KrylovOutcome> {
+        self.config.validate()?;
+        let n = a.dim();
+        check_len("right-hand side", n, b.len())?;
+        check_len("initial guess", n, x.len())?;
+        check_finite("right-hand side", b)?;
+        check_finite("initial guess", x)?;
+        for v in [&mut self.r, &mut self.z, &mut self.p, &mut self.q] {
+            v.resize(n, 0.0);
+        }
+        let tol = self.config.threshold(norm2(b));
+        a.apply(x, &mut self.r);
+        for (ri, bi) in self.r.iter_mut().zip(b) {
+            *ri = bi - *ri;
+        }
+        pc.apply(&self.r, &mut self.z);
+        self.p.copy_from_slice(&self.z);
+        let mut rz = dot(&self.r, &self.z);
+        let mut iterations = 0;
+        loop {
+            let res = norm2(&self.r);
+            if !res.is_finite() || !rz.is_finite() {
+                return Ok(KrylovOutcome::new(KrylovStatus::NonFinite, iterations, res));
+            }
+            if res <= tol {
+                return Ok(KrylovOutcome::new(KrylovStatus::Converged, iterations, res));
+            }
+            if iterations >= self.config.max_iters {
+                return Ok(KrylovOutcome::new(KrylovStatus::MaxIterations, iterations, res));
+            }
+            a.apply(&self.p, &mut self.q);
+            let pq = dot(&self.p, &self.q);
+            if !pq.is_finite() {
+                return Ok(KrylovOutcome::new(KrylovStatus::NonFinite, iterations, res));
+            }
+            if pq <= 0.0 || rz <= 0.0 {
+                return Ok(KrylovOutcome::new(KrylovStatus::Breakdown, iterations, res));
+            }
+            let alpha = rz / pq;
+            for i in 0..n {
+                x[i] += alpha * self.p[i];
+                self.r[i] -= alpha * self.q[i];
+            }
+            pc.apply(&self.r, &mut self.z);
+            let rz_new = dot(&self.r, &self.z);
+            let beta = rz_new / rz;
+            rz = rz_new;
+            for (pi, zi) in self.p.iter_mut().zip(&self.z) {
+                *pi = zi + beta * *pi;
+            }
+            iterations += 1;
+        }
+    }
+
+    /// Solves `Aᵀ x = b`. For a symmetric operator this is the same system; it goes through
+    /// `apply_transpose` anyway so that a slightly non-symmetric operator is handled honestly.
+    pub fn solve_transpose(
+        &mut self,
+        a: &mut dyn LinearOperator,
+        pc: &mut dyn Preconditioner,
+        b: &[f64],
+        x: &mut [f64],
+    ) -> Result<KrylovOutcome> {
+        self.solve(&mut Transposed(a), &mut Transposed(pc), b, x)
+    }
+}
