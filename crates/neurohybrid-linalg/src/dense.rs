@@ -72,10 +72,7 @@ impl DenseLu {
         let n = nrows;
         if self.lu.nrows() != n {
             // Only on a size change: steady state reuses everything.
-            *self = Self {
-                stats: self.stats,
-                ..Self::new(n)
-            };
+            *self = Self { stats: self.stats, ..Self::new(n) };
         }
         self.lu.copy_from(a);
         factor::lu_in_place(

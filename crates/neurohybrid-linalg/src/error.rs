@@ -96,10 +96,6 @@ pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Resu
     if expected == got {
         Ok(())
     } else {
-        Err(LinalgError::DimensionMismatch {
-            what,
-            expected,
-            got,
-        })
+        Err(LinalgError::DimensionMismatch { what, expected, got })
     }
 }

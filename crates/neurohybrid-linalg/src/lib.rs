@@ -88,8 +88,8 @@ mod sparse_lu;
 pub use dense::DenseLu;
 pub use error::{LinalgError, Result};
 pub use krylov::{
-    Cg, Gmres, IdentityPreconditioner, Ilu0, Jacobi, KrylovConfig, KrylovMethod, KrylovOutcome, KrylovSolver,
-    KrylovStatus, LinearOperator, Preconditioner, PreconditionerKind, Transposed,
+    Cg, Gmres, IdentityPreconditioner, Ilu0, Jacobi, KrylovConfig, KrylovMethod, KrylovOutcome,
+    KrylovSolver, KrylovStatus, LinearOperator, Preconditioner, PreconditionerKind, Transposed,
 };
 pub use newton::{Newton, NewtonOutcome, NewtonSolver, NewtonStatus, Residual};
 pub use solver::{LinearSolver, LinearSolverStats};

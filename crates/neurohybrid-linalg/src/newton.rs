@@ -14,7 +14,8 @@
 //! observed contraction rate `θₖ = ‖Δₖ‖/‖Δₖ₋₁‖` and `ηₖ = θₖ/(1 − θₖ)`, the error after the
 //! update is bounded by `ηₖ‖Δₖ‖`, so the iteration stops when `ηₖ‖Δₖ‖ ≤ κ·tol`. It gives up
 //! as soon as `θₖ ≥ 1` (divergence) or when the rate predicts that the remaining iterations
-//! cannot reach the tolerance, `θₖ^(kmax−k)/(1 − θₖ)·‖Δₖ‖ > κ·tol` (eq. 8.13) — the caller
+//! cannot reach the tolerance, `θₖ^(kmax−k)/(1 − θₖ)·‖Δₖ‖ > κ·tol` (eq. 8.13, `k` counted
+//! from 0) — the caller
 //! should then refresh `W` or shrink `h`, not waste more iterations.
 
 use crate::error::{LinalgError, Result, check_len};
@@ -35,11 +36,7 @@ pub struct Newton {
 
 impl Default for Newton {
     fn default() -> Self {
-        Self {
-            max_iters: 7,
-            kappa: 0.03,
-            tol: 1.0,
-        }
+        Self { max_iters: 7, kappa: 0.03, tol: 1.0 }
     }
 }
 
@@ -157,11 +154,7 @@ impl NewtonSolver {
     /// A solver with the given configuration.
     pub fn new(config: Newton) -> Result<Self> {
         config.validate()?;
-        Ok(Self {
-            config,
-            f: Vec::new(),
-            eta: 1.0,
-        })
+        Ok(Self { config, f: Vec::new(), eta: 1.0 })
     }
 
     /// The configuration.
@@ -180,7 +173,13 @@ impl NewtonSolver {
     ///
     /// Returns `Err` only for misuse (lengths, a non-factorized `w`, a non-positive scale);
     /// everything that can happen to a started iteration is a [`NewtonStatus`].
-    pub fn solve<R, S>(&mut self, residual: &mut R, w: &mut S, z: &mut [f64], scale: &[f64]) -> Result<NewtonOutcome>
+    pub fn solve<R, S>(
+        &mut self,
+        residual: &mut R,
+        w: &mut S,
+        z: &mut [f64],
+        scale: &[f64],
+    ) -> Result<NewtonOutcome>
     where
         R: Residual + ?Sized,
         S: LinearSolver + ?Sized,
@@ -250,7 +249,12 @@ impl NewtonSolver {
                 let th = dz_norm / prev_norm;
                 theta = Some(th);
                 if th >= 1.0 {
-                    return Ok(outcome(NewtonStatus::Diverged { theta: th }, k + 1, theta, dz_norm));
+                    return Ok(outcome(
+                        NewtonStatus::Diverged { theta: th },
+                        k + 1,
+                        theta,
+                        dz_norm,
+                    ));
                 }
                 eta = th / (1.0 - th);
             }
@@ -260,14 +264,26 @@ impl NewtonSolver {
             // An exactly zero increment has converged regardless of the rate estimate.
             if eta * dz_norm <= target || dz_norm == 0.0 {
                 self.eta = eta;
-                return Ok(outcome(NewtonStatus::Converged { iters: k + 1 }, k + 1, theta, dz_norm));
+                return Ok(outcome(
+                    NewtonStatus::Converged { iters: k + 1 },
+                    k + 1,
+                    theta,
+                    dz_norm,
+                ));
             }
-            // HW eq. 8.13: even at this rate the remaining iterations cannot get there.
+            // HW eq. 8.13: even at this rate the remaining iterations cannot get there. After
+            // the increment Δₖ (k from 0) the error is ≈ θ/(1−θ)‖Δₖ‖, and each of the
+            // `max_iters − k − 1` iterations left multiplies it by θ: exponent `max_iters − k`.
             let remaining = max_iters - 1 - k;
             if let Some(th) = theta.filter(|_| k > 0 && remaining > 0) {
-                let exponent = i32::try_from(remaining).unwrap_or(i32::MAX);
+                let exponent = i32::try_from(max_iters - k).unwrap_or(i32::MAX);
                 if th.powi(exponent) / (1.0 - th) * dz_norm > target {
-                    return Ok(outcome(NewtonStatus::SlowConvergence { theta: th }, k + 1, theta, dz_norm));
+                    return Ok(outcome(
+                        NewtonStatus::SlowConvergence { theta: th },
+                        k + 1,
+                        theta,
+                        dz_norm,
+                    ));
                 }
             }
             prev_norm = dz_norm;

@@ -53,11 +53,7 @@ pub(crate) fn validate_csr(
 fn csr_matvec(row_ptr: &[usize], col_idx: &[usize], values: &[f64], x: &[f64], y: &mut [f64]) {
     for (i, yi) in y.iter_mut().enumerate() {
         let range = row_ptr[i]..row_ptr[i + 1];
-        *yi = col_idx[range.clone()]
-            .iter()
-            .zip(&values[range])
-            .map(|(&j, &a)| a * x[j])
-            .sum();
+        *yi = col_idx[range.clone()].iter().zip(&values[range]).map(|(&j, &a)| a * x[j]).sum();
     }
 }
 
@@ -115,20 +111,10 @@ impl SparsePattern {
         let diag = (0..nrows)
             .map(|i| {
                 let start = row_ptr[i];
-                col_idx[start..row_ptr[i + 1]]
-                    .binary_search(&i)
-                    .map_or(NO_DIAG, |k| start + k)
+                col_idx[start..row_ptr[i + 1]].binary_search(&i).map_or(NO_DIAG, |k| start + k)
             })
             .collect();
-        Ok(Self {
-            inner: Arc::new(PatternInner {
-                nrows,
-                ncols,
-                row_ptr,
-                col_idx,
-                diag,
-            }),
-        })
+        Ok(Self { inner: Arc::new(PatternInner { nrows, ncols, row_ptr, col_idx, diag }) })
     }
 
     /// Builds a pattern from `(row, col)` coordinates in any order; duplicates are merged.
@@ -161,10 +147,7 @@ impl SparsePattern {
     /// solvers need it: `W = M − hγJ` has a diagonal even where `J` does not.
     pub fn with_diagonal(&self) -> Result<Self> {
         if self.nrows() != self.ncols() {
-            return Err(LinalgError::NotSquare {
-                nrows: self.nrows(),
-                ncols: self.ncols(),
-            });
+            return Err(LinalgError::NotSquare { nrows: self.nrows(), ncols: self.ncols() });
         }
         if self.has_full_diagonal() {
             return Ok(self.clone());
@@ -268,13 +251,7 @@ impl<'a> CsrRef<'a> {
     ) -> Result<Self> {
         validate_csr(nrows, ncols, row_ptr, col_idx)?;
         check_len("CSR values", col_idx.len(), values.len())?;
-        Ok(Self {
-            nrows,
-            ncols,
-            row_ptr,
-            col_idx,
-            values,
-        })
+        Ok(Self { nrows, ncols, row_ptr, col_idx, values })
     }
 
     /// Borrows a nalgebra-sparse matrix without copying. nalgebra-sparse already guarantees
@@ -366,14 +343,15 @@ impl SparseMatrix {
     pub fn identity(n: usize) -> Self {
         let pattern = SparsePattern::new(n, n, (0..=n).collect(), (0..n).collect())
             .expect("the identity pattern is valid CSR");
-        Self {
-            pattern,
-            values: vec![1.0; n],
-        }
+        Self { pattern, values: vec![1.0; n] }
     }
 
     /// Builds a matrix from `(row, col, value)` triplets in any order; duplicates are summed.
-    pub fn from_triplets(nrows: usize, ncols: usize, triplets: &[(usize, usize, f64)]) -> Result<Self> {
+    pub fn from_triplets(
+        nrows: usize,
+        ncols: usize,
+        triplets: &[(usize, usize, f64)],
+    ) -> Result<Self> {
         let coords: Vec<(usize, usize)> = triplets.iter().map(|&(i, j, _)| (i, j)).collect();
         let pattern = SparsePattern::from_coordinates(nrows, ncols, &coords)?;
         let mut m = Self::zeros(pattern);
@@ -393,10 +371,7 @@ impl SparseMatrix {
             csr.col_indices().to_vec(),
         )
         .expect("nalgebra-sparse guarantees valid CSR");
-        Self {
-            pattern,
-            values: csr.values().to_vec(),
-        }
+        Self { pattern, values: csr.values().to_vec() }
     }
 
     /// The pattern.
@@ -549,8 +524,12 @@ mod tests {
 
     #[test]
     fn triplets_sum_duplicates_and_matvec_matches_dense() {
-        let a = SparseMatrix::from_triplets(3, 3, &[(0, 0, 1.0), (2, 1, 4.0), (0, 0, 2.0), (1, 2, -1.0)])
-            .unwrap();
+        let a = SparseMatrix::from_triplets(
+            3,
+            3,
+            &[(0, 0, 1.0), (2, 1, 4.0), (0, 0, 2.0), (1, 2, -1.0)],
+        )
+        .unwrap();
         assert_eq!(a.get(0, 0), 3.0);
         assert_eq!(a.get(1, 1), 0.0);
         let x = [1.0, 2.0, 3.0];
@@ -565,7 +544,8 @@ mod tests {
     #[test]
     fn assemble_w_into_pattern_with_diagonal() {
         // J has no (1,1) entry; W = I − 0.5 J needs one.
-        let j = SparseMatrix::from_triplets(2, 2, &[(0, 0, 2.0), (0, 1, 1.0), (1, 0, 4.0)]).unwrap();
+        let j =
+            SparseMatrix::from_triplets(2, 2, &[(0, 0, 2.0), (0, 1, 1.0), (1, 0, 4.0)]).unwrap();
         let wp = j.pattern().with_diagonal().unwrap();
         assert!(wp.has_full_diagonal());
         let mut w = SparseMatrix::zeros(wp);
@@ -580,8 +560,14 @@ mod tests {
 
     #[test]
     fn nalgebra_view_is_zero_copy() {
-        let coo = nalgebra_sparse::CooMatrix::try_from_triplets(2, 2, vec![0, 1], vec![1, 0], vec![5.0, 6.0])
-            .unwrap();
+        let coo = nalgebra_sparse::CooMatrix::try_from_triplets(
+            2,
+            2,
+            vec![0, 1],
+            vec![1, 0],
+            vec![5.0, 6.0],
+        )
+        .unwrap();
         let csr = CsrMatrix::from(&coo);
         let view = CsrRef::from_nalgebra(&csr);
         assert!(std::ptr::eq(view.values().as_ptr(), csr.values().as_ptr()));

@@ -1,8 +1,10 @@
 //! Sparse LU (faer) with the symbolic analysis done once per sparsity pattern.
 
 use faer::dyn_stack::{MemBuffer, StackReq};
-use faer::sparse::linalg::LuError;
-use faer::sparse::linalg::lu::{LuRef, NumericLu, SymbolicLu, factorize_symbolic_lu};
+use faer::sparse::linalg::lu::{
+    LuRef, LuSymbolicParams, NumericLu, SymbolicLu, factorize_symbolic_lu,
+};
+use faer::sparse::linalg::{LuError, SupernodalThreshold};
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use faer::{Conj, MatMut, Par};
 
@@ -34,6 +36,12 @@ use crate::sparse::{CsrRef, SparseMatrix, SparsePattern};
 /// Scratch memory for factorization and solves is allocated once per pattern; faer's
 /// `NumericLu` keeps its factor storage between refactorizations. All work uses `Par::Seq`
 /// (shared/CRATES.md: rayon made small sparse solves ~20× slower).
+///
+/// *Allocation:* solves never allocate. Refactorizations allocate nothing on faer's
+/// simplicial path (chosen automatically for low fill: 2D grids, connectomes); faer's
+/// supernodal path (chosen for heavy fill, e.g. 3D grids) allocates per-supernode work blocks
+/// inside faer on every numeric factorization. [`SparseLu::force_simplicial`] trades the
+/// supernodal path's dense-kernel speed for strictly allocation-free refactorizations.
 #[derive(Debug)]
 pub struct SparseLu {
     pattern: Option<SparsePattern>,
@@ -42,6 +50,7 @@ pub struct SparseLu {
     scratch: Scratch,
     probe: Vec<f64>,
     factorized: bool,
+    simplicial: bool,
     stats: LinearSolverStats,
 }
 
@@ -68,6 +77,7 @@ impl SparseLu {
             scratch: Scratch(MemBuffer::new(StackReq::EMPTY)),
             probe: Vec::new(),
             factorized: false,
+            simplicial: false,
             stats: LinearSolverStats::default(),
         }
     }
@@ -77,6 +87,18 @@ impl SparseLu {
         let mut lu = Self::new();
         lu.analyze(pattern.clone())?;
         Ok(lu)
+    }
+
+    /// Always use faer's simplicial (column-by-column) LU instead of letting faer pick the
+    /// supernodal one for high-fill patterns; takes effect at the next symbolic analysis.
+    pub fn force_simplicial(mut self, yes: bool) -> Self {
+        if self.simplicial != yes {
+            self.simplicial = yes;
+            self.pattern = None; // redo the analysis with the new choice
+            self.symbolic = None;
+            self.factorized = false;
+        }
+        self
     }
 
     /// The pattern of the current symbolic factorization, if any.
@@ -89,17 +111,29 @@ impl SparseLu {
         self.factorized = false;
         self.symbolic = None;
         self.pattern = None;
+        // faer's NumericLu grows its buffers but never shrinks them, and then trusts their
+        // lengths: a factorization reused across a *smaller* pattern trips its assertions.
+        // A new pattern therefore starts from fresh numeric storage.
+        self.numeric = NumericLu::new();
         let n = pattern.nrows();
         if n != pattern.ncols() {
-            return Err(LinalgError::NotSquare {
-                nrows: n,
-                ncols: pattern.ncols(),
-            });
+            return Err(LinalgError::NotSquare { nrows: n, ncols: pattern.ncols() });
         }
         if n > 0 {
             // CSR arrays of A read as CSC of Aᵀ (validated CSR, so these checks cannot fail).
-            let at = SymbolicSparseColMatRef::new_checked(n, n, pattern.row_ptr(), None, pattern.col_idx());
-            let symbolic = factorize_symbolic_lu(at, Default::default()).map_err(|_| LinalgError::OutOfMemory)?;
+            let at = SymbolicSparseColMatRef::new_checked(
+                n,
+                n,
+                pattern.row_ptr(),
+                None,
+                pattern.col_idx(),
+            );
+            let mut params = LuSymbolicParams::default();
+            if self.simplicial {
+                params.supernodal_flop_ratio_threshold = SupernodalThreshold::FORCE_SIMPLICIAL;
+            }
+            let symbolic =
+                factorize_symbolic_lu(at, params).map_err(|_| LinalgError::OutOfMemory)?;
             let req = StackReq::any_of(&[
                 symbolic.factorize_numeric_lu_scratch::<f64>(Par::Seq, Default::default()),
                 symbolic.solve_in_place_scratch::<f64>(1, Par::Seq),
@@ -120,7 +154,12 @@ impl SparseLu {
         self.factorized = false;
         let same = self.pattern.as_ref().is_some_and(|p| p.matches(&a));
         if !same {
-            let pattern = SparsePattern::new(a.nrows(), a.ncols(), a.row_ptr().to_vec(), a.col_idx().to_vec())?;
+            let pattern = SparsePattern::new(
+                a.nrows(),
+                a.ncols(),
+                a.row_ptr().to_vec(),
+                a.col_idx().to_vec(),
+            )?;
             self.analyze(pattern)?;
         }
         self.factorize_numeric(a.values())
@@ -260,12 +299,18 @@ mod tests {
     #[test]
     fn numerically_and_structurally_singular() {
         // Numerically singular: rows 0 and 1 equal.
-        let a = SparseMatrix::from_triplets(2, 2, &[(0, 0, 1.0), (0, 1, 2.0), (1, 0, 1.0), (1, 1, 2.0)]).unwrap();
+        let a = SparseMatrix::from_triplets(
+            2,
+            2,
+            &[(0, 0, 1.0), (0, 1, 2.0), (1, 0, 1.0), (1, 1, 2.0)],
+        )
+        .unwrap();
         let mut lu = SparseLu::new();
         assert!(matches!(lu.factorize(&a), Err(LinalgError::Singular { .. })));
         assert!(!lu.is_factorized());
         // Structurally singular: an empty row.
-        let a = SparseMatrix::from_triplets(3, 3, &[(0, 0, 1.0), (0, 1, 1.0), (2, 2, 1.0)]).unwrap();
+        let a =
+            SparseMatrix::from_triplets(3, 3, &[(0, 0, 1.0), (0, 1, 1.0), (2, 2, 1.0)]).unwrap();
         assert!(matches!(lu.factorize(&a), Err(LinalgError::Singular { .. })));
         assert_eq!(lu.solve_in_place(&mut [0.0; 3]), Err(LinalgError::NotFactorized));
     }

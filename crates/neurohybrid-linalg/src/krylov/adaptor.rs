@@ -75,7 +75,11 @@ pub struct KrylovSolver {
 
 impl KrylovSolver {
     /// A solver running `method` with `preconditioner` and `config`.
-    pub fn new(method: KrylovMethod, preconditioner: PreconditionerKind, config: KrylovConfig) -> Self {
+    pub fn new(
+        method: KrylovMethod,
+        preconditioner: PreconditionerKind,
+        config: KrylovConfig,
+    ) -> Self {
         Self {
             method,
             kind: preconditioner,
@@ -130,10 +134,7 @@ impl LinearSolver for KrylovSolver {
 
     fn factorize(&mut self, a: &SparseMatrix) -> Result<()> {
         if a.nrows() != a.ncols() {
-            return Err(LinalgError::NotSquare {
-                nrows: a.nrows(),
-                ncols: a.ncols(),
-            });
+            return Err(LinalgError::NotSquare { nrows: a.nrows(), ncols: a.ncols() });
         }
         a.check_finite()?;
         let same = self.matrix.as_ref().is_some_and(|m| m.pattern().same_as(a.pattern()));

@@ -25,10 +25,7 @@ pub struct Cg {
 impl Cg {
     /// A solver with the given configuration (`restart` is ignored).
     pub fn new(config: KrylovConfig) -> Self {
-        Self {
-            config,
-            ..Self::default()
-        }
+        Self { config, ..Self::default() }
     }
 
     /// The configuration.
@@ -82,9 +79,11 @@ impl Cg {
                 return Ok(KrylovOutcome::new(KrylovStatus::Breakdown, iterations, res));
             }
             let alpha = rz / pq;
-            for i in 0..n {
-                x[i] += alpha * self.p[i];
-                self.r[i] -= alpha * self.q[i];
+            for ((xi, pi), (ri, qi)) in
+                x.iter_mut().zip(&self.p).zip(self.r.iter_mut().zip(&self.q))
+            {
+                *xi += alpha * pi;
+                *ri -= alpha * qi;
             }
             pc.apply(&self.r, &mut self.z);
             let rz_new = dot(&self.r, &self.z);

@@ -37,10 +37,7 @@ pub struct Gmres {
 impl Gmres {
     /// A solver with the given configuration (validated at solve time).
     pub fn new(config: KrylovConfig) -> Self {
-        Self {
-            config,
-            ..Self::default()
-        }
+        Self { config, ..Self::default() }
     }
 
     /// The configuration.
@@ -134,7 +131,8 @@ impl Gmres {
                 if !denom.is_finite() {
                     return Ok(KrylovOutcome::new(KrylovStatus::NonFinite, iterations, f64::NAN));
                 }
-                let (c, s) = if denom == 0.0 { (1.0, 0.0) } else { (col[j] / denom, col[j + 1] / denom) };
+                let (c, s) =
+                    if denom == 0.0 { (1.0, 0.0) } else { (col[j] / denom, col[j + 1] / denom) };
                 self.cs[j] = c;
                 self.sn[j] = s;
                 col[j] = c * col[j] + s * col[j + 1];
@@ -168,7 +166,8 @@ impl Gmres {
                     *ri = bi - *ri;
                 }
                 let res = norm2(&self.r);
-                let status = if res <= tol { KrylovStatus::Converged } else { KrylovStatus::Breakdown };
+                let status =
+                    if res <= tol { KrylovStatus::Converged } else { KrylovStatus::Breakdown };
                 return Ok(KrylovOutcome::new(status, iterations, res));
             }
         }

@@ -29,12 +29,7 @@ pub struct KrylovConfig {
 
 impl Default for KrylovConfig {
     fn default() -> Self {
-        Self {
-            rtol: 1e-10,
-            atol: 0.0,
-            max_iters: 1000,
-            restart: 30,
-        }
+        Self { rtol: 1e-10, atol: 0.0, max_iters: 1000, restart: 30 }
     }
 }
 
@@ -110,11 +105,7 @@ pub struct KrylovOutcome {
 
 impl KrylovOutcome {
     pub(crate) fn new(status: KrylovStatus, iterations: usize, residual_norm: f64) -> Self {
-        Self {
-            status,
-            iterations,
-            residual_norm,
-        }
+        Self { status, iterations, residual_norm }
     }
 
     /// Whether the solve converged.

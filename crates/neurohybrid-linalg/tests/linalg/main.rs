@@ -1,0 +1,7 @@
+//! Integration tests of neurohybrid-linalg (one binary, one module per area).
+
+mod alloc_count;
+mod common;
+mod krylov;
+mod newton;
+mod sparse_lu;
