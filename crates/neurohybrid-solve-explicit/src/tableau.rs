@@ -186,7 +186,7 @@ pub const TSIT5: ButcherTableau = ButcherTableau {
     ],
     // Tsitouras' b − b̂ (his b̂₇ = 1/66 ≈ 0.0151515; sign convention irrelevant for the norm).
     b_err: Some(&[
-        -0.00178001105222577714,
+        -0.001780011052225777,
         -0.0008164344596567469,
         0.007880878010261995,
         -0.1447110071732629,

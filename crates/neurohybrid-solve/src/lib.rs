@@ -94,7 +94,7 @@ mod stats;
 mod stepper;
 
 pub use controller::{
-    Atol, ConstantStep, Decision, InitialStep, PiController, PiState, StepSizeController,
+    Atol, ConstantStep, Decision, InitialStep, PiController, PiState, RhsFn, StepSizeController,
     weighted_rms_norm,
 };
 pub use dense::{DenseOutput, eval_power_basis, hermite_coefficients};
