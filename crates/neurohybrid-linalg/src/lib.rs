@@ -95,3 +95,8 @@ pub use newton::{Newton, NewtonOutcome, NewtonSolver, NewtonStatus, Residual};
 pub use solver::{LinearSolver, LinearSolverStats};
 pub use sparse::{CsrRef, SparseMatrix, SparsePattern};
 pub use sparse_lu::SparseLu;
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;

@@ -291,3 +291,44 @@ impl NewtonSolver {
         Ok(outcome(NewtonStatus::MaxIterations, max_iters, theta, prev_norm))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DenseLu;
+
+    fn scalar_lu(w: f64) -> DenseLu {
+        let mut lu = DenseLu::new(1);
+        lu.factorize(&faer::mat![[w]]).unwrap();
+        lu
+    }
+
+    #[test]
+    fn remembered_rate_lets_the_next_solve_stop_after_one_iteration() {
+        // F(z) = z − c with exact W = 1: converges in two iterations (no rate on the first),
+        // leaving η ≈ 0 behind, so an already-solved next call stops after one.
+        let mut lu = scalar_lu(1.0);
+        let mut newton = NewtonSolver::new(Newton::default().tol(1e-12)).unwrap();
+        let mut f = |z: &[f64], out: &mut [f64]| out[0] = z[0] - 3.0;
+        let mut z = [0.0];
+        let first = newton.solve(&mut f, &mut lu, &mut z, &[1.0]).unwrap();
+        assert_eq!(first.status, NewtonStatus::Converged { iters: 2 });
+        let again = newton.solve(&mut f, &mut lu, &mut [3.0 + 1e-15], &[1.0]).unwrap();
+        assert_eq!(again.status, NewtonStatus::Converged { iters: 1 });
+        newton.reset_rate();
+        let reset = newton.solve(&mut f, &mut lu, &mut [3.0 + 1e-9], &[1.0]).unwrap();
+        assert_eq!(reset.status, NewtonStatus::Converged { iters: 2 });
+    }
+
+    #[test]
+    fn configuration_is_validated() {
+        assert!(Newton::default().validate().is_ok());
+        for bad in [
+            Newton::default().max_iters(0),
+            Newton::default().kappa(-1.0),
+            Newton::default().tol(f64::NAN),
+        ] {
+            assert!(matches!(NewtonSolver::new(bad), Err(LinalgError::InvalidConfig { .. })));
+        }
+    }
+}

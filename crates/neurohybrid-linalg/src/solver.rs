@@ -82,3 +82,22 @@ impl core::fmt::Debug for Scratch {
         f.write_str("Scratch")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DenseLu, LinalgError};
+
+    #[test]
+    fn default_out_of_place_solves() {
+        let mut lu = DenseLu::new(2);
+        lu.factorize(&faer::mat![[2.0, 1.0], [0.0, 4.0]]).unwrap();
+        let b = [3.0, 4.0];
+        let mut x = [0.0; 2];
+        lu.solve(&b, &mut x).unwrap();
+        assert_eq!(x, [1.0, 1.0]);
+        lu.solve_transpose(&b, &mut x).unwrap();
+        assert_eq!(x, [1.5, 0.625]);
+        assert!(matches!(lu.solve(&b, &mut [0.0; 3]), Err(LinalgError::DimensionMismatch { .. })));
+    }
+}

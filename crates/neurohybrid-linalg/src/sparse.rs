@@ -491,6 +491,18 @@ impl SparseMatrix {
         self.as_csr().to_dense()
     }
 
+    /// Writes the matrix into a dense `out` of the same shape (zeroing the rest), without
+    /// allocating: how a sparse `W` reaches [`crate::DenseLu`] for small systems.
+    pub fn write_dense(&self, mut out: faer::MatMut<'_, f64>) -> Result<()> {
+        check_len("dense output rows", self.nrows(), out.nrows())?;
+        check_len("dense output columns", self.ncols(), out.ncols())?;
+        out.fill(0.0);
+        for ((i, j), &v) in self.pattern.coordinates().zip(&self.values) {
+            out[(i, j)] = v;
+        }
+        Ok(())
+    }
+
     /// Index of the first non-finite value, as an error.
     pub(crate) fn check_finite(&self) -> Result<()> {
         check_finite("matrix values", &self.values)
@@ -552,6 +564,10 @@ mod tests {
         w.add_scaled(-0.5, &j).unwrap();
         w.add_to_diagonal(1.0).unwrap();
         assert_eq!(w.to_dense(), faer::mat![[0.0, -0.5], [-2.0, 1.0]]);
+        let mut dense = faer::Mat::from_fn(2, 2, |_, _| 9.0);
+        w.write_dense(dense.as_mut()).unwrap();
+        assert_eq!(dense, w.to_dense());
+        assert!(w.write_dense(faer::Mat::zeros(3, 2).as_mut()).is_err());
         // The other direction is a pattern mismatch, not a panic.
         let mut j2 = j.clone();
         assert!(matches!(j2.add_scaled(1.0, &w), Err(LinalgError::PatternMismatch { .. })));

@@ -108,3 +108,25 @@ impl Cg {
         self.solve(&mut Transposed(a), &mut Transposed(pc), b, x)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IdentityPreconditioner, SparseMatrix};
+
+    #[test]
+    fn spd_2x2_converges_in_at_most_two_iterations() {
+        let mut a = SparseMatrix::from_triplets(
+            2,
+            2,
+            &[(0, 0, 4.0), (0, 1, 1.0), (1, 0, 1.0), (1, 1, 3.0)],
+        )
+        .unwrap();
+        let mut x = [0.0; 2];
+        let out = Cg::new(KrylovConfig::default().rtol(1e-14))
+            .solve(&mut a, &mut IdentityPreconditioner, &[1.0, 2.0], &mut x)
+            .unwrap();
+        assert!(out.is_converged() && out.iterations <= 2, "{out:?}");
+        assert!((x[0] - 1.0 / 11.0).abs() < 1e-14 && (x[1] - 7.0 / 11.0).abs() < 1e-14);
+    }
+}

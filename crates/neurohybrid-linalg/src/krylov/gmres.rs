@@ -206,3 +206,49 @@ impl Gmres {
         self.solve(&mut Transposed(a), &mut Transposed(pc), b, x)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IdentityPreconditioner, SparseMatrix};
+
+    fn nonsymmetric_tridiagonal(n: usize) -> SparseMatrix {
+        let mut t = Vec::new();
+        for i in 0..n {
+            t.push((i, i, 3.0));
+            if i + 1 < n {
+                t.push((i, i + 1, -1.5));
+                t.push((i + 1, i, -0.5));
+            }
+        }
+        SparseMatrix::from_triplets(n, n, &t).unwrap()
+    }
+
+    #[test]
+    fn short_restarts_still_converge() {
+        let mut a = nonsymmetric_tridiagonal(20);
+        let b: Vec<f64> = (0..20).map(|i| (i as f64).cos()).collect();
+        let mut x = vec![0.0; 20];
+        let cfg = KrylovConfig::default().restart(2).rtol(1e-12).max_iters(2000);
+        let out = Gmres::new(cfg).solve(&mut a, &mut IdentityPreconditioner, &b, &mut x).unwrap();
+        assert!(out.is_converged(), "{out:?}");
+        assert!(out.iterations > 2, "must have restarted");
+        let mut ax = vec![0.0; 20];
+        a.matvec(&x, &mut ax).unwrap();
+        let res: f64 = ax.iter().zip(&b).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
+        assert!((res - out.residual_norm).abs() < 1e-12 && res < 1e-11);
+    }
+
+    #[test]
+    fn identity_converges_in_one_iteration_and_zero_rhs_in_none() {
+        let mut a = SparseMatrix::identity(5);
+        let b = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let mut x = [0.0; 5];
+        let mut g = Gmres::new(KrylovConfig::default());
+        let out = g.solve(&mut a, &mut IdentityPreconditioner, &b, &mut x).unwrap();
+        assert_eq!((out.status, out.iterations), (KrylovStatus::Converged, 1));
+        assert_eq!(x, b);
+        let out = g.solve(&mut a, &mut IdentityPreconditioner, &[0.0; 5], &mut [0.0; 5]).unwrap();
+        assert_eq!((out.status, out.iterations), (KrylovStatus::Converged, 0));
+    }
+}
