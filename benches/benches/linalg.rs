@@ -41,8 +41,13 @@ fn sparse_lu(c: &mut Criterion) {
     group.bench_function("symbolic_plus_numeric", |bench| {
         bench.iter(|| {
             // A fresh pattern object defeats reuse: what a solver without it pays per refresh.
-            let p = SparsePattern::new(n, n, w.pattern().row_ptr().to_vec(), w.pattern().col_idx().to_vec())
-                .expect("valid");
+            let p = SparsePattern::new(
+                n,
+                n,
+                w.pattern().row_ptr().to_vec(),
+                w.pattern().col_idx().to_vec(),
+            )
+            .expect("valid");
             let m = SparseMatrix::new(p, w.values().to_vec()).expect("valid");
             let mut lu = SparseLu::new();
             lu.factorize(black_box(&m)).expect("factorization");
