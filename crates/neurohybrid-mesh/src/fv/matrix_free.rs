@@ -348,8 +348,7 @@ impl TissueDiffusion {
 
     pub(crate) fn apply_unchecked(&self, m: TissueModel, u: &[f64], out: &mut [f64]) {
         let s = &*self.inner.stencil;
-        let (a, b) = (m.d_w, m.d_w / m.r);
-        let df = |i: usize| a * self.wm[i] + b * self.gm[i];
+        let df = |i: usize| m.diffusivity(self.wm[i], self.gm[i]);
         for_rows(self.inner.par, out, |i| row_apply(s, &df, u, i));
     }
 
@@ -400,8 +399,7 @@ impl TissueDiffusion {
     /// `[wᵀ ∂(Au)/∂D_w, wᵀ ∂(Au)/∂R]`.
     pub(crate) fn param_vjp(&self, m: TissueModel, u: &[f64], w: &[f64]) -> [f64; 2] {
         let s = &*self.inner.stencil;
-        let (a, b) = (m.d_w, m.d_w / m.r);
-        let df = |i: usize| a * self.wm[i] + b * self.gm[i];
+        let df = |i: usize| m.diffusivity(self.wm[i], self.gm[i]);
         sum_rows(self.inner.par, s.n(), |k| {
             let wd = row_vjp_d(s, &df, u, w, k);
             let (dd, dr) = m.diffusivity_derivatives(self.wm[k], self.gm[k]);
@@ -443,8 +441,7 @@ impl TissueDiffusion {
         out: &mut [f64],
     ) {
         let s = &*self.inner.stencil;
-        let (a, b) = (m.d_w, m.d_w / m.r);
-        let df = |i: usize| a * self.wm[i] + b * self.gm[i];
+        let df = |i: usize| m.diffusivity(self.wm[i], self.gm[i]);
         if v_p.is_empty() {
             for_rows(self.inner.par, out, |i| row_apply(s, &df, v_u, i));
         } else {

@@ -122,9 +122,8 @@ impl CustomOp for TissueDiffusionOp {
         let (cot_u, rest) = in_cot.split_at_mut(1);
         if !cot_u[0].is_empty() {
             let s = &**self.op.stencil();
-            let (a, b) = (m.d_w, m.d_w / m.r);
             let (wm, gm) = (self.op.wm(), self.op.gm());
-            let df = |i: usize| a * wm[i] + b * gm[i];
+            let df = |i: usize| m.diffusivity(wm[i], gm[i]);
             add_rows(self.op.parallelism(), cot_u[0], |i| row_apply(s, &df, w, i));
         }
         if !rest[0].is_empty() {
@@ -142,9 +141,8 @@ impl CustomOp for TissueDiffusionOp {
             (false, _) => self.op.jvp_unchecked(m, u, tangents[0], tangents[1], out_tan),
             (true, false) => {
                 let s = &**self.op.stencil();
-                let (a, b) = (m.d_w, m.d_w / m.r);
                 let (wm, gm) = (self.op.wm(), self.op.gm());
-                let df = |i: usize| a * wm[i] + b * gm[i];
+                let df = |i: usize| m.diffusivity(wm[i], gm[i]);
                 let (vw, vr) = (tangents[1][0], tangents[1][1]);
                 let vf = |i: usize| {
                     let (dd, dr) = m.diffusivity_derivatives(wm[i], gm[i]);
