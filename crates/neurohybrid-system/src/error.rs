@@ -45,6 +45,9 @@ pub enum SystemError {
         /// The name registered twice.
         name: String,
     },
+    /// An error from the autodiff layer (building or compiling a graph).
+    #[error(transparent)]
+    Autodiff(#[from] neurohybrid_autodiff::AutodiffError),
     /// A graph handed to `TapeSystem` does not have the `f(t, y, p)` signature.
     #[error("tape signature: {reason}")]
     TapeSignature {

@@ -14,7 +14,8 @@
 //! hands over the sparsity pattern, columns are colored (greedy distance-2) and one JVP per color
 //! fills the matrix. [`Sum`] adds two systems (mechanistic + neural residual), [`Split`] marks
 //! the stiff and non-stiff parts for IMEX methods, and [`ParamLayout`] names the blocks of the
-//! shared flat parameter vector.
+//! shared flat parameter vector. [`TapeSystem`] replays a right-hand side recorded once as a
+//! `neurohybrid-autodiff` graph, with exact VJP/JVP/Jacobian and no allocation per call.
 //!
 //! This crate knows nothing of solvers, meshes or networks.
 //!
@@ -67,6 +68,7 @@ mod combinators;
 mod error;
 mod params;
 mod sparsity;
+mod tape_system;
 mod traits;
 
 pub use combinators::{Split, Sum};
@@ -77,4 +79,5 @@ pub use sparsity::{
     ColoredJacobian, ColumnColoring, CsrMatrix, JacobianColoring, dense_pattern, entry_index,
     pattern_from_rows, pattern_union, tridiagonal_pattern, zeros_with_pattern,
 };
+pub use tape_system::TapeSystem;
 pub use traits::{Jacobian, Jvp, OdeSystem, Vjp};
