@@ -92,11 +92,7 @@ impl Grid {
             }
         }
         if mask.len() != n {
-            return Err(MeshError::ShapeMismatch {
-                what: "mask",
-                expected: n,
-                got: mask.len(),
-            });
+            return Err(MeshError::ShapeMismatch { what: "mask", expected: n, got: mask.len() });
         }
         let mut index = vec![INACTIVE; n];
         let mut active = Vec::new();
@@ -109,27 +105,14 @@ impl Grid {
         if active.is_empty() {
             return Err(MeshError::EmptyMask);
         }
-        Ok(Grid {
-            dim,
-            shape,
-            spacing,
-            affine: diagonal_affine(spacing),
-            mask,
-            active,
-            index,
-        })
+        Ok(Grid { dim, shape, spacing, affine: diagonal_affine(spacing), mask, active, index })
     }
 
     /// A 2D grid of `shape = [nx, ny]` voxels with `spacing = [dx, dy]` (mm) and a mask of
     /// `nx·ny` entries. The slab thickness (`spacing()[2]`) is 1 mm, so cell volumes are
     /// areas in mm² × 1 mm.
     pub fn new_2d(shape: [usize; 2], spacing: [f64; 2], mask: Vec<bool>) -> Result<Self> {
-        Self::build(
-            2,
-            [shape[0], shape[1], 1],
-            [spacing[0], spacing[1], 1.0],
-            mask,
-        )
+        Self::build(2, [shape[0], shape[1], 1], [spacing[0], spacing[1], 1.0], mask)
     }
 
     /// A 3D grid of `shape = [nx, ny, nz]` voxels with `spacing` in mm and a mask of
@@ -158,10 +141,7 @@ impl Grid {
         for (r, row) in affine.iter().enumerate() {
             for (c, &x) in row.iter().enumerate() {
                 if !x.is_finite() {
-                    return Err(MeshError::NonFinite {
-                        what: "affine",
-                        index: 4 * r + c,
-                    });
+                    return Err(MeshError::NonFinite { what: "affine", index: 4 * r + c });
                 }
             }
         }
@@ -172,10 +152,7 @@ impl Grid {
     /// Sets the world position (mm) of voxel `(0, 0, 0)`'s centre, keeping the linear part.
     pub fn with_origin(mut self, origin: [f64; 3]) -> Result<Self> {
         if let Some(ax) = origin.iter().position(|x| !x.is_finite()) {
-            return Err(MeshError::NonFinite {
-                what: "origin",
-                index: ax,
-            });
+            return Err(MeshError::NonFinite { what: "origin", index: ax });
         }
         for (ax, &o) in origin.iter().enumerate() {
             self.affine[ax][3] = o;
@@ -186,10 +163,7 @@ impl Grid {
     /// The same geometry (shape, spacing, affine) with another mask.
     pub fn with_mask(&self, mask: Vec<bool>) -> Result<Self> {
         let g = Self::build(self.dim, self.shape, self.spacing, mask)?;
-        Ok(Grid {
-            affine: self.affine,
-            ..g
-        })
+        Ok(Grid { affine: self.affine, ..g })
     }
 
     /// 2 or 3.
@@ -239,14 +213,11 @@ impl Grid {
 
     /// The voxel of active cell `a`.
     pub fn voxel_of(&self, a: usize) -> Result<usize> {
-        self.active
-            .get(a)
-            .copied()
-            .ok_or(MeshError::OutOfRange {
-                what: "active cell",
-                index: a,
-                len: self.active.len(),
-            })
+        self.active.get(a).copied().ok_or(MeshError::OutOfRange {
+            what: "active cell",
+            index: a,
+            len: self.active.len(),
+        })
     }
 
     /// The active-cell index of voxel `v`, or `None` if it is outside the mask or the box.
@@ -299,11 +270,7 @@ impl Grid {
         if got == self.n_voxels() {
             Ok(())
         } else {
-            Err(MeshError::ShapeMismatch {
-                what,
-                expected: self.n_voxels(),
-                got,
-            })
+            Err(MeshError::ShapeMismatch { what, expected: self.n_voxels(), got })
         }
     }
 
@@ -329,7 +296,11 @@ impl Grid {
 
     /// For each coarse voxel, the fine voxels of its block (blocks at the far edges may be
     /// partial when a dimension is not a multiple of `factor`).
-    fn for_each_block(&self, factor: usize, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>)) {
+    fn for_each_block(
+        &self,
+        factor: usize,
+        mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>),
+    ) {
         let cs = self.coarse_shape(factor);
         let fz = if self.dim == 2 { 1 } else { factor };
         let [nx, ny, nz] = self.shape;
@@ -418,11 +389,7 @@ impl Grid {
         }
         let (fixed, [a, b]) = plane.axes();
         if index >= self.shape[fixed] {
-            return Err(MeshError::OutOfRange {
-                what: "slice",
-                index,
-                len: self.shape[fixed],
-            });
+            return Err(MeshError::OutOfRange { what: "slice", index, len: self.shape[fixed] });
         }
         let mut out = Vec::with_capacity(self.shape[a] * self.shape[b]);
         for jb in 0..self.shape[b] {
@@ -465,11 +432,7 @@ impl Grid {
     /// Values of a full voxel array on the section `plane` at `index`.
     pub fn slice_values(&self, values: &[f64], plane: Plane, index: usize) -> Result<Vec<f64>> {
         self.check_voxels("voxel field", values.len())?;
-        Ok(self
-            .slice_voxels(plane, index)?
-            .into_iter()
-            .map(|v| values[v])
-            .collect())
+        Ok(self.slice_voxels(plane, index)?.into_iter().map(|v| values[v]).collect())
     }
 }
 
@@ -497,10 +460,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert!(matches!(
-            Grid::full_2d([0, 3], [1.0, 1.0]),
-            Err(MeshError::InvalidShape { .. })
-        ));
+        assert!(matches!(Grid::full_2d([0, 3], [1.0, 1.0]), Err(MeshError::InvalidShape { .. })));
         assert!(matches!(
             Grid::full_2d([2, 3], [1.0, -1.0]),
             Err(MeshError::InvalidSpacing { axis: 1, .. })
@@ -534,10 +494,7 @@ mod tests {
         assert_eq!(any.n_active(), 1);
         // Coarse (0,0,0) is the centre of fine voxels 0..2 in each axis.
         assert_eq!(any.world(0), [-9.5, 0.5, 5.5]);
-        assert!(matches!(
-            g.downsample(2, MaskRule::Majority),
-            Err(MeshError::EmptyMask)
-        ));
+        assert!(matches!(g.downsample(2, MaskRule::Majority), Err(MeshError::EmptyMask)));
         let vals: Vec<f64> = (0..40).map(|v| v as f64).collect();
         let c = g.downsample_voxels(&vals, 2).unwrap();
         // Block (0,0,0) = fine voxels {0,1,5,6,20,21,25,26}.

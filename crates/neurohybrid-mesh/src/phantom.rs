@@ -37,11 +37,7 @@ fn fractions(xi: [f64; 3]) -> (f64, f64, f64) {
     let rho = xi.iter().map(|x| x * x).sum::<f64>().sqrt();
     let intracranial = step(INTRACRANIAL - rho, RAMP);
     let brain = step(1.0 - rho, RAMP);
-    let n = if rho > 1e-12 {
-        xi.map(|x| x / rho)
-    } else {
-        [0.0; 3]
-    };
+    let n = if rho > 1e-12 { xi.map(|x| x / rho) } else { [0.0; 3] };
     let core_radius = 0.80 + 0.05 * (9.0 * n[0]).cos() * (11.0 * n[1]).cos() * (7.0 * n[2]).cos();
     let core = step(core_radius - rho, RAMP);
     let ventricle = [-0.16, 0.16]
@@ -76,11 +72,7 @@ impl Phantom {
         };
         // World origin at the centre of the field of view.
         let origin: [f64; 3] = std::array::from_fn(|ax| {
-            if ax < dim {
-                -(shape[ax] as f64 - 1.0) / 2.0 * spacing[ax]
-            } else {
-                0.0
-            }
+            if ax < dim { -(shape[ax] as f64 - 1.0) / 2.0 * spacing[ax] } else { 0.0 }
         });
         let full = full.with_origin(origin)?;
         let semi: [f64; 3] =

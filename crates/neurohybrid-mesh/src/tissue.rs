@@ -30,20 +30,13 @@ impl TissueMaps {
     pub fn new(wm: Vec<f64>, gm: Vec<f64>, csf: Vec<f64>) -> Result<Self> {
         for (what, x) in [("gm", &gm), ("csf", &csf)] {
             if x.len() != wm.len() {
-                return Err(MeshError::ShapeMismatch {
-                    what,
-                    expected: wm.len(),
-                    got: x.len(),
-                });
+                return Err(MeshError::ShapeMismatch { what, expected: wm.len(), got: x.len() });
             }
         }
         for v in 0..wm.len() {
             let p = [wm[v], gm[v], csf[v]];
             if let Some(c) = p.iter().position(|x| !x.is_finite()) {
-                return Err(MeshError::NonFinite {
-                    what: ["wm", "gm", "csf"][c],
-                    index: v,
-                });
+                return Err(MeshError::NonFinite { what: ["wm", "gm", "csf"][c], index: v });
             }
             if p.iter().any(|&x| !(0.0..=1.0).contains(&x)) {
                 return Err(MeshError::InvalidTissue {
@@ -93,9 +86,7 @@ impl TissueMaps {
 
     /// The mask of voxels whose tissue fractions (wm + gm + csf) reach `threshold`.
     pub fn mask(&self, threshold: f64) -> Vec<bool> {
-        (0..self.len())
-            .map(|v| self.wm[v] + self.gm[v] + self.csf[v] >= threshold)
-            .collect()
+        (0..self.len()).map(|v| self.wm[v] + self.gm[v] + self.csf[v] >= threshold).collect()
     }
 
     /// White and gray matter fractions on the active cells of `grid`.
@@ -147,16 +138,10 @@ impl TissueModel {
     /// Checks `D_w ≥ 0` and `R > 0`, both finite.
     pub fn validate(&self) -> Result<()> {
         if !self.d_w.is_finite() {
-            return Err(MeshError::NonFinite {
-                what: "D_w",
-                index: 0,
-            });
+            return Err(MeshError::NonFinite { what: "D_w", index: 0 });
         }
         if self.d_w < 0.0 {
-            return Err(MeshError::NegativeDiffusivity {
-                value: self.d_w,
-                index: 0,
-            });
+            return Err(MeshError::NegativeDiffusivity { value: self.d_w, index: 0 });
         }
         if !(self.r.is_finite() && self.r > 0.0) {
             return Err(MeshError::InvalidParameter {
@@ -184,11 +169,7 @@ impl TissueModel {
     pub fn field(&self, grid: &Grid, tissue: &TissueMaps) -> Result<Vec<f64>> {
         self.validate()?;
         let (wm, gm) = tissue.active_fractions(grid)?;
-        Ok(wm
-            .iter()
-            .zip(&gm)
-            .map(|(&w, &g)| self.diffusivity(w, g))
-            .collect())
+        Ok(wm.iter().zip(&gm).map(|(&w, &g)| self.diffusivity(w, g)).collect())
     }
 }
 

@@ -27,13 +27,7 @@ struct Case {
 }
 
 fn cases() -> impl Strategy<Value = Case> {
-    (
-        prop::bool::ANY,
-        1usize..7,
-        1usize..7,
-        1usize..6,
-        prop::array::uniform3(0.5f64..3.0),
-    )
+    (prop::bool::ANY, 1usize..7, 1usize..7, 1usize..6, prop::array::uniform3(0.5f64..3.0))
         .prop_flat_map(|(three_d, nx, ny, nz, h)| {
             let nz = if three_d { nz } else { 1 };
             let nv = nx * ny * nz;
@@ -95,7 +89,9 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 fn scale(op: &AssembledDiffusion, vol: f64, umax: f64) -> f64 {
     let (offsets, cols, vals) = op.matrix().csr_data();
     let diag: f64 = (0..op.n())
-        .map(|i| (offsets[i]..offsets[i + 1]).find(|&k| cols[k] == i).map_or(0.0, |k| vals[k].abs()))
+        .map(|i| {
+            (offsets[i]..offsets[i + 1]).find(|&k| cols[k] == i).map_or(0.0, |k| vals[k].abs())
+        })
         .sum();
     2.0 * vol * umax.max(1e-300) * diag + 1e-300
 }

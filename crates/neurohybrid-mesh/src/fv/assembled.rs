@@ -109,11 +109,7 @@ impl AssembledDiffusion {
         let (offsets, cols, vals) = self.matrix.csr_data();
         for (i, o) in out.iter_mut().enumerate() {
             let r = offsets[i]..offsets[i + 1];
-            *o = cols[r.clone()]
-                .iter()
-                .zip(&vals[r])
-                .map(|(&j, &a)| a * u[j])
-                .sum();
+            *o = cols[r.clone()].iter().zip(&vals[r]).map(|(&j, &a)| a * u[j]).sum();
         }
     }
 

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use nalgebra_sparse::pattern::SparsityPattern;
 
 use super::assembled::AssembledDiffusion;
-use super::operator::{
-    Parallelism, Stencil, for_rows, row_apply, row_jvp_d, row_vjp_d, sum_rows,
-};
+use super::operator::{Parallelism, Stencil, for_rows, row_apply, row_jvp_d, row_vjp_d, sum_rows};
 use crate::error::{MeshError, Result};
 use crate::grid::Grid;
 use crate::tissue::{TissueMaps, TissueModel};
@@ -23,10 +21,7 @@ use crate::tissue::{TissueMaps, TissueModel};
 pub(crate) fn check_diffusivity(d: &[f64]) -> Result<()> {
     for (index, &value) in d.iter().enumerate() {
         if !value.is_finite() {
-            return Err(MeshError::NonFinite {
-                what: "diffusivity",
-                index,
-            });
+            return Err(MeshError::NonFinite { what: "diffusivity", index });
         }
         if value < 0.0 {
             return Err(MeshError::NegativeDiffusivity { value, index });
@@ -57,10 +52,7 @@ impl FieldDiffusion {
 
     /// The operator on an existing (shared) stencil.
     pub fn from_stencil(stencil: Arc<Stencil>) -> Self {
-        FieldDiffusion {
-            stencil,
-            par: Parallelism::default(),
-        }
+        FieldDiffusion { stencil, par: Parallelism::default() }
     }
 
     /// Chooses sequential or rayon row loops.
@@ -126,7 +118,14 @@ impl FieldDiffusion {
     }
 
     /// `out = A(D) v_u + ∂(A(D) u)/∂D · v_d`; an empty `v_d` is a zero tangent.
-    pub fn jvp(&self, d: &[f64], u: &[f64], v_u: &[f64], v_d: &[f64], out: &mut [f64]) -> Result<()> {
+    pub fn jvp(
+        &self,
+        d: &[f64],
+        u: &[f64],
+        v_u: &[f64],
+        v_d: &[f64],
+        out: &mut [f64],
+    ) -> Result<()> {
         check_len(
             &self.stencil,
             &[("D", d.len()), ("u", u.len()), ("v_u", v_u.len()), ("out", out.len())],
@@ -138,16 +137,21 @@ impl FieldDiffusion {
         Ok(())
     }
 
-    pub(crate) fn jvp_unchecked(&self, d: &[f64], u: &[f64], v_u: &[f64], v_d: &[f64], out: &mut [f64]) {
+    pub(crate) fn jvp_unchecked(
+        &self,
+        d: &[f64],
+        u: &[f64],
+        v_u: &[f64],
+        v_d: &[f64],
+        out: &mut [f64],
+    ) {
         let s = &*self.stencil;
         let df = |i: usize| d[i];
         if v_d.is_empty() {
             for_rows(self.par, out, |i| row_apply(s, &df, v_u, i));
         } else {
             let vf = |i: usize| v_d[i];
-            for_rows(self.par, out, |i| {
-                row_apply(s, &df, v_u, i) + row_jvp_d(s, &df, &vf, u, i)
-            });
+            for_rows(self.par, out, |i| row_apply(s, &df, v_u, i) + row_jvp_d(s, &df, &vf, u, i));
         }
     }
 }
@@ -169,10 +173,7 @@ impl DiffusionOperator {
     pub fn from_stencil(stencil: Arc<Stencil>, d: Vec<f64>) -> Result<Self> {
         stencil.check("D", d.len())?;
         check_diffusivity(&d)?;
-        Ok(DiffusionOperator {
-            inner: FieldDiffusion::from_stencil(stencil),
-            d,
-        })
+        Ok(DiffusionOperator { inner: FieldDiffusion::from_stencil(stencil), d })
     }
 
     /// The operator with `D = D_w (p_wm + p_gm / R)` from tissue maps (Swanson et al. 2000).
@@ -279,11 +280,7 @@ impl TissueDiffusion {
     /// The operator on `grid`'s active cells with the white/gray fractions of `tissue`.
     pub fn new(grid: &Grid, tissue: &TissueMaps) -> Result<Self> {
         let (wm, gm) = tissue.active_fractions(grid)?;
-        Ok(TissueDiffusion {
-            inner: FieldDiffusion::new(grid),
-            wm,
-            gm,
-        })
+        Ok(TissueDiffusion { inner: FieldDiffusion::new(grid), wm, gm })
     }
 
     /// Chooses sequential or rayon row loops.
@@ -324,11 +321,7 @@ impl TissueDiffusion {
 
     /// The D field for `model` (allocates; for inspection and assembly).
     pub fn field(&self, model: TissueModel) -> Vec<f64> {
-        self.wm
-            .iter()
-            .zip(&self.gm)
-            .map(|(&w, &g)| model.diffusivity(w, g))
-            .collect()
+        self.wm.iter().zip(&self.gm).map(|(&w, &g)| model.diffusivity(w, g)).collect()
     }
 
     /// The fixed-D operator for `model`.
@@ -369,11 +362,7 @@ impl TissueDiffusion {
             s.check("w_u", w_u.len())?;
         }
         if !w_p.is_empty() && w_p.len() != 2 {
-            return Err(MeshError::ShapeMismatch {
-                what: "w_p",
-                expected: 2,
-                got: w_p.len(),
-            });
+            return Err(MeshError::ShapeMismatch { what: "w_p", expected: 2, got: w_p.len() });
         }
         self.vjp_unchecked(model, u, w, w_u, w_p);
         Ok(())
@@ -417,16 +406,9 @@ impl TissueDiffusion {
         out: &mut [f64],
     ) -> Result<()> {
         model.validate()?;
-        check_len(
-            &self.inner.stencil,
-            &[("u", u.len()), ("v_u", v_u.len()), ("out", out.len())],
-        )?;
+        check_len(&self.inner.stencil, &[("u", u.len()), ("v_u", v_u.len()), ("out", out.len())])?;
         if !v_p.is_empty() && v_p.len() != 2 {
-            return Err(MeshError::ShapeMismatch {
-                what: "v_p",
-                expected: 2,
-                got: v_p.len(),
-            });
+            return Err(MeshError::ShapeMismatch { what: "v_p", expected: 2, got: v_p.len() });
         }
         self.jvp_unchecked(model, u, v_u, v_p, out);
         Ok(())
@@ -504,9 +486,9 @@ mod tests {
         let t = TissueMaps::new(vec![1.0; 3], vec![0.0; 3], vec![0.0; 3]).unwrap();
         let td = TissueDiffusion::new(&g, &t).unwrap();
         assert!(td.apply(TissueModel { d_w: 1.0, r: -1.0 }, &[0.0; 3], &mut [0.0; 3]).is_err());
-        assert!(td
-            .vjp(TissueModel::default(), &[0.0; 3], &[0.0; 3], &mut [], &mut [0.0; 3])
-            .is_err());
+        assert!(
+            td.vjp(TissueModel::default(), &[0.0; 3], &[0.0; 3], &mut [], &mut [0.0; 3]).is_err()
+        );
     }
 
     #[test]

@@ -115,18 +115,12 @@ impl Stencil {
     /// Active-cell neighbours of cell `i` (slots `−z, −y, −x, +x, +y, +z`; absent ones are
     /// skipped).
     pub fn neighbors(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.neighbors[i]
-            .iter()
-            .filter(|&&j| j != NONE)
-            .map(|&j| j as usize)
+        self.neighbors[i].iter().filter(|&&j| j != NONE).map(|&j| j as usize)
     }
 
     /// Number of faces between two active cells.
     pub fn n_faces(&self) -> usize {
-        self.neighbors
-            .iter()
-            .map(|nb| nb[3..].iter().filter(|&&j| j != NONE).count())
-            .sum()
+        self.neighbors.iter().map(|nb| nb[3..].iter().filter(|&&j| j != NONE).count()).sum()
     }
 
     pub(crate) fn slots(&self, i: usize) -> &[u32; 6] {
@@ -161,11 +155,7 @@ impl Stencil {
         if got == self.n() {
             Ok(())
         } else {
-            Err(MeshError::ShapeMismatch {
-                what,
-                expected: self.n(),
-                got,
-            })
+            Err(MeshError::ShapeMismatch { what, expected: self.n(), got })
         }
     }
 }
@@ -257,15 +247,10 @@ pub(crate) fn for_rows<F: Fn(usize) -> f64 + Sync>(par: Parallelism, out: &mut [
     match par {
         Parallelism::Sequential => out.iter_mut().enumerate().for_each(|(i, o)| *o = f(i)),
         Parallelism::Rayon => {
-            out.par_chunks_mut(CHUNK)
-                .enumerate()
-                .for_each(|(c, chunk)| {
-                    let base = c * CHUNK;
-                    chunk
-                        .iter_mut()
-                        .enumerate()
-                        .for_each(|(k, o)| *o = f(base + k));
-                });
+            out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
+                let base = c * CHUNK;
+                chunk.iter_mut().enumerate().for_each(|(k, o)| *o = f(base + k));
+            });
         }
     }
 }
@@ -276,22 +261,21 @@ pub(crate) fn add_rows<F: Fn(usize) -> f64 + Sync>(par: Parallelism, out: &mut [
     match par {
         Parallelism::Sequential => out.iter_mut().enumerate().for_each(|(i, o)| *o += f(i)),
         Parallelism::Rayon => {
-            out.par_chunks_mut(CHUNK)
-                .enumerate()
-                .for_each(|(c, chunk)| {
-                    let base = c * CHUNK;
-                    chunk
-                        .iter_mut()
-                        .enumerate()
-                        .for_each(|(k, o)| *o += f(base + k));
-                });
+            out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
+                let base = c * CHUNK;
+                chunk.iter_mut().enumerate().for_each(|(k, o)| *o += f(base + k));
+            });
         }
     }
 }
 
 /// `Σ_i f(i)` over `n` rows for a pair of sums, sequentially or in rayon chunks.
 #[inline]
-pub(crate) fn sum_rows<F: Fn(usize) -> [f64; 2] + Sync>(par: Parallelism, n: usize, f: F) -> [f64; 2] {
+pub(crate) fn sum_rows<F: Fn(usize) -> [f64; 2] + Sync>(
+    par: Parallelism,
+    n: usize,
+    f: F,
+) -> [f64; 2] {
     let add = |a: [f64; 2], b: [f64; 2]| [a[0] + b[0], a[1] + b[1]];
     match par {
         Parallelism::Sequential => (0..n).map(f).fold([0.0; 2], add),

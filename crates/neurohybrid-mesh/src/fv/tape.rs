@@ -60,9 +60,7 @@ impl CustomOp for DiffusionOp {
     }
 
     fn forward(&self, inputs: &[&[f64]], out: &mut [f64]) {
-        self.op
-            .field()
-            .apply_unchecked(self.op.diffusivity(), inputs[0], out);
+        self.op.field().apply_unchecked(self.op.diffusivity(), inputs[0], out);
     }
 
     fn vjp(&self, _inputs: &[&[f64]], _out: &[f64], w: &[f64], in_cot: &mut [&mut [f64]]) {
@@ -80,9 +78,7 @@ impl CustomOp for DiffusionOp {
         if tangents[0].is_empty() {
             out_tan.fill(0.0);
         } else {
-            self.op
-                .field()
-                .apply_unchecked(self.op.diffusivity(), tangents[0], out_tan);
+            self.op.field().apply_unchecked(self.op.diffusivity(), tangents[0], out_tan);
         }
     }
 }
