@@ -33,7 +33,8 @@ pub struct VjpCheck {
 pub fn check_vjp(tape: &Tape, inputs: &[&[f64]], w: &[&[f64]]) -> Result<VjpCheck> {
     let mut ws = tape.workspace();
     tape.forward(&mut ws, inputs)?;
-    let mut vjp: Vec<Vec<f64>> = (0..tape.n_inputs()).map(|i| vec![0.0; tape.input_len(i)]).collect();
+    let mut vjp: Vec<Vec<f64>> =
+        (0..tape.n_inputs()).map(|i| vec![0.0; tape.input_len(i)]).collect();
     {
         let mut slots: Vec<&mut [f64]> = vjp.iter_mut().map(|v| v.as_mut_slice()).collect();
         tape.vjp(&mut ws, w, &mut slots)?;
@@ -87,15 +88,22 @@ pub struct DotCheck {
 
 /// The dot-product test: with tangents `v` (one per input) and cotangents `w` (one per
 /// output), `⟨w, J v⟩` must equal `⟨Jᵀ w, v⟩` to rounding.
-pub fn check_jvp_vjp_dot(tape: &Tape, inputs: &[&[f64]], v: &[&[f64]], w: &[&[f64]]) -> Result<DotCheck> {
+pub fn check_jvp_vjp_dot(
+    tape: &Tape,
+    inputs: &[&[f64]],
+    v: &[&[f64]],
+    w: &[&[f64]],
+) -> Result<DotCheck> {
     let mut ws = tape.workspace();
     tape.forward(&mut ws, inputs)?;
-    let mut jv: Vec<Vec<f64>> = (0..tape.n_outputs()).map(|j| vec![0.0; tape.output_len(j)]).collect();
+    let mut jv: Vec<Vec<f64>> =
+        (0..tape.n_outputs()).map(|j| vec![0.0; tape.output_len(j)]).collect();
     {
         let mut slots: Vec<&mut [f64]> = jv.iter_mut().map(|x| x.as_mut_slice()).collect();
         tape.jvp(&mut ws, v, &mut slots)?;
     }
-    let mut jtw: Vec<Vec<f64>> = (0..tape.n_inputs()).map(|i| vec![0.0; tape.input_len(i)]).collect();
+    let mut jtw: Vec<Vec<f64>> =
+        (0..tape.n_inputs()).map(|i| vec![0.0; tape.input_len(i)]).collect();
     {
         let mut slots: Vec<&mut [f64]> = jtw.iter_mut().map(|x| x.as_mut_slice()).collect();
         tape.vjp(&mut ws, w, &mut slots)?;

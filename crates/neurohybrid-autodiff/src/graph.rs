@@ -74,7 +74,11 @@ pub(crate) fn numel(shape: &[usize]) -> usize {
 impl Graph {
     /// An empty graph.
     pub fn new() -> Self {
-        Graph { id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed), nodes: Vec::new(), inputs: Vec::new() }
+        Graph {
+            id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),
+            nodes: Vec::new(),
+            inputs: Vec::new(),
+        }
     }
 
     /// Declares an input called `name` with `shape` (`&[]` for a scalar, row-major data).
@@ -86,7 +90,11 @@ impl Graph {
         }
         let k = self.inputs.len();
         let v = self.push(shape.to_vec(), Op::Input(k));
-        self.inputs.push(InputDecl { name: name.to_string(), shape: shape.to_vec(), node: v.index() });
+        self.inputs.push(InputDecl {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            node: v.index(),
+        });
         Ok(v)
     }
 

@@ -1,12 +1,14 @@
 //! Per-instruction dispatch of the three replays. Every arm works on regions of the
 //! workspace's flat buffers (see the buffer plan in `tape.rs`) and allocates nothing.
 
+use crate::ops::Op;
 use crate::ops::custom::MAX_CUSTOM_OPERANDS;
 use crate::ops::elementwise::{binary_fwd, binary_jvp, binary_vjp_a, binary_vjp_b};
 use crate::ops::elementwise::{unary_fwd, unary_jvp, unary_vjp};
-use crate::ops::linalg::{csr_mul, csr_mul_t_add, csr_values_vjp, gemm_nn, gemm_nt_add, gemm_tn_add};
+use crate::ops::linalg::{
+    csr_mul, csr_mul_t_add, csr_values_vjp, gemm_nn, gemm_nt_add, gemm_tn_add,
+};
 use crate::ops::reduce::{sum_axis_fwd, sum_axis_vjp};
-use crate::ops::Op;
 use crate::tape::{TNode, Tape, Workspace};
 
 /// The region of `node` in a buffer laid out by the tape's plan.
@@ -120,7 +122,14 @@ impl Tape {
             }
             Op::Spmv { mat, x, k } => {
                 if need[*x] {
-                    csr_mul_t_add(mat.row_offsets(), mat.col_indices(), mat.values(), w, *k, c!(*x));
+                    csr_mul_t_add(
+                        mat.row_offsets(),
+                        mat.col_indices(),
+                        mat.values(),
+                        w,
+                        *k,
+                        c!(*x),
+                    );
                 }
             }
             &Op::SpmvValues { ref pattern, values, x, k } => {
@@ -238,7 +247,12 @@ impl Tape {
             &Op::Sum(a) => ty[0] = t(a).iter().sum(),
             &Op::Mean(a) => ty[0] = t(a).iter().sum::<f64>() / nodes[a].len as f64,
             &Op::Dot(a, b) => {
-                ty[0] = v(a).iter().zip(t(b)).zip(v(b).iter().zip(t(a))).map(|((p, tq), (q, tp))| p * tq + q * tp).sum()
+                ty[0] = v(a)
+                    .iter()
+                    .zip(t(b))
+                    .zip(v(b).iter().zip(t(a)))
+                    .map(|((p, tq), (q, tp))| p * tq + q * tp)
+                    .sum()
             }
             &Op::SumAxis { a, outer, len, inner } => sum_axis_fwd(t(a), outer, len, inner, ty),
             &Op::Slice { a, start } => ty.copy_from_slice(&t(a)[start..start + node.len]),

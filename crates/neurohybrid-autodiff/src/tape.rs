@@ -54,8 +54,14 @@ impl std::fmt::Debug for Tape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tape")
             .field("inputs", &self.inputs.iter().map(|i| (&i.name, &i.shape)).collect::<Vec<_>>())
-            .field("instructions", &self.instrs.iter().map(|&n| self.nodes[n].op.name()).collect::<Vec<_>>())
-            .field("outputs", &self.outputs.iter().map(|&n| &self.nodes[n].shape).collect::<Vec<_>>())
+            .field(
+                "instructions",
+                &self.instrs.iter().map(|&n| self.nodes[n].op.name()).collect::<Vec<_>>(),
+            )
+            .field(
+                "outputs",
+                &self.outputs.iter().map(|&n| &self.nodes[n].shape).collect::<Vec<_>>(),
+            )
             .field("buffer_len", &self.total)
             .finish()
     }
@@ -167,7 +173,11 @@ impl Graph {
 }
 
 fn length(what: &'static str, expected: usize, got: usize) -> Result<()> {
-    if expected == got { Ok(()) } else { Err(AutodiffError::LengthMismatch { what, expected, got }) }
+    if expected == got {
+        Ok(())
+    } else {
+        Err(AutodiffError::LengthMismatch { what, expected, got })
+    }
 }
 
 impl Tape {
@@ -290,8 +300,8 @@ impl Tape {
     pub fn vjp(&self, ws: &mut Workspace, w: &[&[f64]], in_cot: &mut [&mut [f64]]) -> Result<()> {
         self.check_ws(ws, true)?;
         length("number of output cotangents", self.outputs.len(), w.len())?;
-        for j in 0..self.outputs.len() {
-            length("output cotangent", self.output_len(j), w[j].len())?;
+        for (j, wj) in w.iter().enumerate() {
+            length("output cotangent", self.output_len(j), wj.len())?;
         }
         length("number of input cotangent slots", self.inputs.len(), in_cot.len())?;
         for (decl, c) in self.inputs.iter().zip(in_cot.iter()) {
@@ -300,9 +310,12 @@ impl Tape {
             }
         }
         let changed = !ws.vjp_valid
-            || self.inputs.iter().zip(in_cot.iter()).zip(&ws.vjp_mask).any(|((d, c), &m)| {
-                (d.node.is_some() && !c.is_empty()) != m
-            });
+            || self
+                .inputs
+                .iter()
+                .zip(in_cot.iter())
+                .zip(&ws.vjp_mask)
+                .any(|((d, c), &m)| (d.node.is_some() && !c.is_empty()) != m);
         if changed {
             for ((d, c), m) in self.inputs.iter().zip(in_cot.iter()).zip(ws.vjp_mask.iter_mut()) {
                 *m = d.node.is_some() && !c.is_empty();
@@ -343,7 +356,12 @@ impl Tape {
     /// Forward-mode sweep: given one tangent per input (an empty slice is a zero tangent),
     /// writes `out_tan[j] = Σ_i ∂out_j/∂input_i · tangents[i]`; an empty `out_tan[j]` is not
     /// written. Call after [`forward`](Tape::forward).
-    pub fn jvp(&self, ws: &mut Workspace, tangents: &[&[f64]], out_tan: &mut [&mut [f64]]) -> Result<()> {
+    pub fn jvp(
+        &self,
+        ws: &mut Workspace,
+        tangents: &[&[f64]],
+        out_tan: &mut [&mut [f64]],
+    ) -> Result<()> {
         self.check_ws(ws, true)?;
         length("number of input tangents", self.inputs.len(), tangents.len())?;
         for (decl, t) in self.inputs.iter().zip(tangents) {
@@ -358,9 +376,12 @@ impl Tape {
             }
         }
         let changed = !ws.jvp_valid
-            || self.inputs.iter().zip(tangents).zip(&ws.jvp_mask).any(|((d, t), &m)| {
-                (d.node.is_some() && !t.is_empty()) != m
-            });
+            || self
+                .inputs
+                .iter()
+                .zip(tangents)
+                .zip(&ws.jvp_mask)
+                .any(|((d, t), &m)| (d.node.is_some() && !t.is_empty()) != m);
         if changed {
             for ((d, t), m) in self.inputs.iter().zip(tangents).zip(ws.jvp_mask.iter_mut()) {
                 *m = d.node.is_some() && !t.is_empty();

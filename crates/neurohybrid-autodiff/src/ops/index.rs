@@ -11,7 +11,7 @@ impl Graph {
     pub fn slice(&mut self, a: Var, start: usize, len: usize) -> Result<Var> {
         let ia = self.check(a)?;
         let n = numel(self.shape(a)?);
-        let end = start.checked_add(len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len);
         if end > n {
             return Err(AutodiffError::IndexOutOfBounds { op: "slice", index: end, len: n });
         }
@@ -38,7 +38,11 @@ impl Graph {
         let ia = self.check(a)?;
         let sa = self.shape_of(a)?;
         if numel(&sa) != numel(shape) {
-            return Err(AutodiffError::ShapeMismatch { op: "reshape", left: sa, right: shape.to_vec() });
+            return Err(AutodiffError::ShapeMismatch {
+                op: "reshape",
+                left: sa,
+                right: shape.to_vec(),
+            });
         }
         Ok(self.push(shape.to_vec(), Op::Reshape(ia)))
     }
@@ -67,7 +71,11 @@ impl Graph {
             });
         }
         if let Some(&bad) = idx.iter().find(|&&i| i >= out_len) {
-            return Err(AutodiffError::IndexOutOfBounds { op: "scatter_add", index: bad, len: out_len });
+            return Err(AutodiffError::IndexOutOfBounds {
+                op: "scatter_add",
+                index: bad,
+                len: out_len,
+            });
         }
         Ok(self.push(vec![out_len], Op::ScatterAdd { a: ia, idx }))
     }

@@ -9,17 +9,23 @@ use crate::error::{AutodiffError, Result};
 use crate::graph::{Graph, Var};
 use crate::ops::Op;
 
-/// Below this many multiply–adds (`m·k·n`) the hand loops win; above it faer's packed,
-/// SIMD-blocked kernels do. Measured on the 2-core dev machine with the MLP benchmark shapes
-/// (`20×50·50×50`, 50 000 FMAs): the hand loop took ~3 µs against faer's ~4.5 µs (faer pays
-/// for dispatch and packing that only amortises on larger blocks); at `128³` faer is ~3×
-/// faster. The hand loops are ordered so the innermost loop is a contiguous axpy or dot, which
-/// LLVM vectorises.
-pub(crate) const FAER_MIN_FMAS: usize = 96 * 96 * 96;
-
-fn use_faer(m: usize, k: usize, n: usize) -> bool {
-    m * k * n >= FAER_MIN_FMAS
-}
+// Dense products always go through faer. Measured on the 2-core dev machine (best of 30×200
+// replays, release profile, forward / VJP of one matmul node):
+//
+//   shape m×k×n   hand loop (fwd / vjp)   faer Par::Seq (fwd / vjp)
+//   20×2×50         391 /   1065 ns          166 /   636 ns
+//   20×50×50       8288 /  21117 ns         1381 /  3418 ns
+//   20×50×2        2434 /   1953 ns          288 /   595 ns
+//   64×64×64      58328 / 148978 ns         5149 / 12464 ns
+//
+// The simple i-k-j loops only get baseline SSE2 (the workspace does not build with
+// `target-cpu=native`), while faer dispatches at runtime to AVX2/AVX-512 FMA micro-kernels, so
+// faer wins even at the MLP's smallest shapes. `Par::Seq`: tapes are replayed inside solvers
+// that parallelise at a coarser level (over patients, over samples), and nested rayon inside a
+// 20×50 product only costs synchronisation (see shared/CRATES.md, faer pitfall).
+//
+// Cost: faer initialises thread-local scratch on its first call in each thread (a few hundred
+// small allocations, once); replays after that allocate nothing (tests/alloc.rs).
 
 fn view(s: &[f64], rows: usize, cols: usize) -> MatRef<'_, f64> {
     MatRef::from_row_major_slice(s, rows, cols)
@@ -29,68 +35,33 @@ fn view_mut(s: &mut [f64], rows: usize, cols: usize) -> MatMut<'_, f64> {
     MatMut::from_row_major_slice_mut(s, rows, cols)
 }
 
-fn accum(add: bool) -> Accum {
-    if add { Accum::Add } else { Accum::Replace }
-}
-
 /// `c (=|+=) a · b` with `a: [m,k]`, `b: [k,n]`, `c: [m,n]`, all row-major.
-pub(crate) fn gemm_nn(add: bool, a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) {
-    if use_faer(m, k, n) {
-        let dst = view_mut(c, m, n);
-        faer::linalg::matmul::matmul(dst, accum(add), view(a, m, k), view(b, k, n), 1.0, Par::Seq);
-        return;
-    }
-    if !add {
-        c.fill(0.0);
-    }
-    if n == 0 {
-        return;
-    }
-    for (crow, arow) in c.chunks_exact_mut(n).zip(a.chunks_exact(k.max(1))) {
-        for (&aip, brow) in arow.iter().zip(b.chunks_exact(n)) {
-            for (cv, &bv) in crow.iter_mut().zip(brow) {
-                *cv += aip * bv;
-            }
-        }
-    }
+pub(crate) fn gemm_nn(
+    add: bool,
+    a: &[f64],
+    b: &[f64],
+    c: &mut [f64],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let beta = if add { Accum::Add } else { Accum::Replace };
+    let dst = view_mut(c, m, n);
+    faer::linalg::matmul::matmul(dst, beta, view(a, m, k), view(b, k, n), 1.0, Par::Seq);
 }
 
 /// `c += a · bᵀ` with `a: [m,n]`, `b: [k,n]`, `c: [m,k]` (the `∂A` of a matmul).
 pub(crate) fn gemm_nt_add(a: &[f64], b: &[f64], c: &mut [f64], m: usize, n: usize, k: usize) {
-    if use_faer(m, k, n) {
-        let dst = view_mut(c, m, k);
-        let bt = view(b, k, n).transpose();
-        faer::linalg::matmul::matmul(dst, Accum::Add, view(a, m, n), bt, 1.0, Par::Seq);
-        return;
-    }
-    if k == 0 || n == 0 {
-        return;
-    }
-    for (crow, arow) in c.chunks_exact_mut(k).zip(a.chunks_exact(n)) {
-        for (cv, brow) in crow.iter_mut().zip(b.chunks_exact(n)) {
-            *cv += arow.iter().zip(brow).map(|(x, y)| x * y).sum::<f64>();
-        }
-    }
+    let dst = view_mut(c, m, k);
+    let bt = view(b, k, n).transpose();
+    faer::linalg::matmul::matmul(dst, Accum::Add, view(a, m, n), bt, 1.0, Par::Seq);
 }
 
 /// `c += aᵀ · b` with `a: [m,k]`, `b: [m,n]`, `c: [k,n]` (the `∂B` of a matmul).
 pub(crate) fn gemm_tn_add(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) {
-    if use_faer(m, k, n) {
-        let dst = view_mut(c, k, n);
-        let at = view(a, m, k).transpose();
-        faer::linalg::matmul::matmul(dst, Accum::Add, at, view(b, m, n), 1.0, Par::Seq);
-        return;
-    }
-    if k == 0 || n == 0 {
-        return;
-    }
-    for (arow, brow) in a.chunks_exact(k).zip(b.chunks_exact(n)) {
-        for (&aip, crow) in arow.iter().zip(c.chunks_exact_mut(n)) {
-            for (cv, &bv) in crow.iter_mut().zip(brow) {
-                *cv += aip * bv;
-            }
-        }
-    }
+    let dst = view_mut(c, k, n);
+    let at = view(a, m, k).transpose();
+    faer::linalg::matmul::matmul(dst, Accum::Add, at, view(b, m, n), 1.0, Par::Seq);
 }
 
 /// `y (=|+=) A · x` for CSR `A` (`offsets`, `cols`, `vals`) and `x: [ncols, k]`.
@@ -171,7 +142,11 @@ impl Graph {
         let (sa, sb) = (self.shape_of(a)?, self.shape_of(b)?);
         for s in [&sa, &sb] {
             if s.len() != 2 {
-                return Err(AutodiffError::RankMismatch { op: "matmul", expected: 2, shape: s.clone() });
+                return Err(AutodiffError::RankMismatch {
+                    op: "matmul",
+                    expected: 2,
+                    shape: s.clone(),
+                });
             }
         }
         if sa[1] != sb[0] {
@@ -235,10 +210,10 @@ mod tests {
         c
     }
 
-    /// The hand loops and the faer path must agree (both sides of the threshold).
+    /// The row-major views, transposes and accumulation modes are wired correctly.
     #[test]
-    fn hand_loop_and_faer_agree() {
-        for &(m, k, n) in &[(3, 4, 5), (100, 97, 99)] {
+    fn products_match_a_naive_loop() {
+        for &(m, k, n) in &[(3, 4, 5), (1, 1, 1), (20, 2, 50), (100, 97, 99)] {
             let a: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
             let b: Vec<f64> = (0..k * n).map(|i| ((i * 5) % 13) as f64 - 6.0).collect();
             let mut c = vec![1.0; m * n];

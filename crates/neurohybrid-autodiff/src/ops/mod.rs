@@ -28,24 +28,56 @@ pub(crate) enum Op {
     Unary(Unary, usize),
     Binary(Binary, usize, usize, Geom),
     /// `[m,k] x [k,n] -> [m,n]`.
-    MatMul { a: usize, b: usize, m: usize, k: usize, n: usize },
+    MatMul {
+        a: usize,
+        b: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+    },
     /// Constant CSR times `x` (`[ncols]` or `[ncols, k]`).
-    Spmv { mat: Arc<Csr>, x: usize, k: usize },
+    Spmv {
+        mat: Arc<Csr>,
+        x: usize,
+        k: usize,
+    },
     /// CSR pattern with differentiable `values` times `x`.
-    SpmvValues { pattern: Arc<Csr>, values: usize, x: usize, k: usize },
+    SpmvValues {
+        pattern: Arc<Csr>,
+        values: usize,
+        x: usize,
+        k: usize,
+    },
     Sum(usize),
     Mean(usize),
     Dot(usize, usize),
     /// Sum over the middle axis of an `[outer, len, inner]` view.
-    SumAxis { a: usize, outer: usize, len: usize, inner: usize },
+    SumAxis {
+        a: usize,
+        outer: usize,
+        len: usize,
+        inner: usize,
+    },
     /// Flat slice starting at `start` (length = the node's length).
-    Slice { a: usize, start: usize },
+    Slice {
+        a: usize,
+        start: usize,
+    },
     Concat(Vec<usize>),
     /// Same data, new shape: shares its operand's buffers (no instruction at replay).
     Reshape(usize),
-    Gather { a: usize, idx: Arc<[usize]> },
-    ScatterAdd { a: usize, idx: Arc<[usize]> },
-    Custom { op: Arc<dyn CustomOp>, args: Vec<usize> },
+    Gather {
+        a: usize,
+        idx: Arc<[usize]>,
+    },
+    ScatterAdd {
+        a: usize,
+        idx: Arc<[usize]>,
+    },
+    Custom {
+        op: Arc<dyn CustomOp>,
+        args: Vec<usize>,
+    },
 }
 
 impl Op {

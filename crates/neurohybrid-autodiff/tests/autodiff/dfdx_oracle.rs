@@ -75,7 +75,8 @@ fn theirs(x: &[f64], y: &[f64], p: &[Vec<f64>]) -> (f64, Vec<Vec<f64>>) {
     let w3: Tensor<Rank2<H, 2>, f64, _> = dev.tensor_from_vec(p[4].clone(), (Const, Const));
     let b3: Tensor<Rank1<2>, f64, _> = dev.tensor_from_vec(p[5].clone(), (Const,));
     // A leaky tape on the input records every op; its gradients cover all operands.
-    let h1 = (xt.leaky_trace().matmul(w1.clone()) + b1.clone().broadcast::<Rank2<B, H>, _>()).tanh();
+    let h1 =
+        (xt.leaky_trace().matmul(w1.clone()) + b1.clone().broadcast::<Rank2<B, H>, _>()).tanh();
     let h2 = (h1.matmul(w2.clone()) + b2.clone().broadcast::<Rank2<B, H>, _>()).tanh();
     let out = h2.matmul(w3.clone()) + b3.clone().broadcast::<Rank2<B, 2>, _>();
     let loss = (out - yt).square().mean();

@@ -110,7 +110,11 @@ op_test!(reshape, Dom::Any, [M23, &[2, 2]], |g, x| {
     g.matmul(r, x[1])
 });
 op_test!(gather, Dom::Any, [M23], |g, x| g.gather(x[0], Arc::from(vec![5, 0, 0, 2, 5, 1])));
-op_test!(scatter_add, Dom::Any, [&[5]], |g, x| g.scatter_add(x[0], Arc::from(vec![3, 0, 3, 1, 3]), 4));
+op_test!(scatter_add, Dom::Any, [&[5]], |g, x| g.scatter_add(
+    x[0],
+    Arc::from(vec![3, 0, 3, 1, 3]),
+    4
+));
 
 /// `y = a · exp(b)` elementwise, as a user op.
 struct MulExp;
@@ -173,7 +177,7 @@ op_test!(composite_mlp, Dom::Any, [&[4, 2], &[2, 3], &[3], &[5]], |g, x| {
     g.mean(q)
 });
 
-/// The faer path of matmul (above the hand-loop threshold) gets the dot-product test only:
+/// A large matmul (faer's blocked kernels) gets the dot-product test only:
 /// finite differences over 2·10⁴ inputs would take minutes.
 #[test]
 fn matmul_faer_path_dot_identity() {
@@ -189,7 +193,7 @@ fn matmul_faer_path_dot_identity() {
     let va: Vec<f64> = (0..m * k).map(|i| f(i, 7)).collect();
     let vb: Vec<f64> = (0..k * n).map(|i| f(i, 11)).collect();
     let w: Vec<f64> = (0..m * n).map(|i| f(i, 13)).collect();
-    let d =
-        neurohybrid_autodiff::check::check_jvp_vjp_dot(&tape, &[&av, &bv], &[&va, &vb], &[&w]).unwrap();
+    let d = neurohybrid_autodiff::check::check_jvp_vjp_dot(&tape, &[&av, &bv], &[&va, &vb], &[&w])
+        .unwrap();
     assert!(d.rel_err < crate::DOT_TOL, "{d:?}");
 }
