@@ -114,13 +114,17 @@ const SETS: &[DataSet] = &[
 /// Usage of the subcommand.
 pub(crate) const USAGE: &str = "fetch-data [mni152|tvb68|nilearn|all]... (default: mni152 tvb68)";
 
-/// Runs `fetch-data` with its arguments; fetches into `<workspace>/data`.
+/// Runs `fetch-data` with its arguments; fetches into `<workspace>/data` (or
+/// `$NEUROHYBRID_DATA`).
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let sets = select(args)?;
     if sets.is_empty() {
         return Ok(()); // --list / --help
     }
-    let data = crate::root().join("data");
+    // `NEUROHYBRID_DATA` shares one fetched copy between checkouts (the tests read it too).
+    let data = std::env::var_os("NEUROHYBRID_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::root().join("data"));
     let python = find_python()?;
     for set in sets {
         fetch_set(&python, &data, set)?;

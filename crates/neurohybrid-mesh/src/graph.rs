@@ -15,6 +15,23 @@
 //! Self-loops (a nonzero diagonal in `W`, as TVB connectomes have) cancel in the combinatorial
 //! Laplacian but enter the degrees of the normalized one; [`Graph::without_self_loops`] drops
 //! them when a model should not see them.
+//!
+//! ```
+//! use neurohybrid_mesh::{Graph, GraphDiffusion, LaplacianKind};
+//!
+//! // A 3-node path with weights 2 and 1.
+//! let g = Graph::from_dense(3, &[0.0, 2.0, 0.0, 2.0, 0.0, 1.0, 0.0, 1.0, 0.0])?;
+//! let (l2, lmax) = g.spectral_bounds(LaplacianKind::Combinatorial)?;
+//! assert!(g.is_connected() && l2 > 0.0 && lmax > l2); // eigenvalues 0, 3 ∓ √3
+//! assert!((l2 - (3.0 - 3f64.sqrt())).abs() < 1e-12);
+//!
+//! // Network diffusion with β = 0.5 /yr on max-normalized weights conserves Σx.
+//! let op = GraphDiffusion::new(&g.normalized_by_max(), LaplacianKind::Combinatorial);
+//! let mut dx = [0.0; 3];
+//! op.apply(0.5, &[1.0, 0.0, 0.0], &mut dx)?;
+//! assert!(dx.iter().sum::<f64>().abs() < 1e-15);
+//! # Ok::<(), neurohybrid_mesh::MeshError>(())
+//! ```
 
 mod connectome;
 mod diffusion;

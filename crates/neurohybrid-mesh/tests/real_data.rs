@@ -8,11 +8,16 @@ use std::path::PathBuf;
 use neurohybrid_mesh::io::{NiftiImage, read_nifti, read_tvb};
 use neurohybrid_mesh::{Grid, LaplacianKind, MaskRule, TissueMaps};
 
-/// `<workspace>/data/<rel>`, or `None` (with the skip message printed) if it is missing.
+/// `<workspace>/data/<rel>` (or `$NEUROHYBRID_DATA/<rel>` when that is set, e.g. to share
+/// one fetched copy between checkouts), or `None`, with the skip message printed, if the
+/// file is missing.
 fn data_file(rel: &str) -> Option<PathBuf> {
-    // crates/neurohybrid-mesh → workspace root.
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let path = root.join("data").join(rel);
+    let data = match std::env::var_os("NEUROHYBRID_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        // crates/neurohybrid-mesh → workspace root.
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data"),
+    };
+    let path = data.join(rel);
     if path.is_file() {
         Some(path)
     } else {

@@ -13,6 +13,22 @@
 //! | dense text matrices (CSV, TSV, whitespace) | [`read_matrix_text`] | [`write_matrix_text`] | [`text`] |
 //! | MATLAB v5 `.mat` (numeric arrays, optionally zlib-compressed) | [`read_mat`] | — | [`mat`] |
 //! | TVB connectivity folder or `.zip` (`weights.txt`, `tract_lengths.txt`, `centres.txt`, optionally `.bz2`) | [`read_tvb`] | — | [`tvb`] |
+//!
+//! ```
+//! use neurohybrid_mesh::io::{NiftiDataType, NiftiImage, read_nifti, write_nifti};
+//!
+//! let dir = std::env::temp_dir().join(format!("nh-io-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("gm.nii.gz"); // .gz: gzip-compressed
+//! let mut img = NiftiImage::new([4, 3, 2], [2.0, 2.0, 2.0], vec![0.25; 24])?;
+//! img.datatype = NiftiDataType::U8; // stored as uint8 with scl_slope
+//! write_nifti(&path, &img)?;
+//! let back = read_nifti(&path)?;
+//! assert_eq!((back.dim, back.spacing, back.affine), (img.dim, img.spacing, img.affine));
+//! assert!(back.data.iter().all(|&v| (v - 0.25).abs() < 1e-6));
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), neurohybrid_mesh::io::IoError>(())
+//! ```
 
 pub mod mat;
 pub mod nifti;
