@@ -103,10 +103,16 @@ where
         if !w_p.is_empty() {
             check_len("dfdx parameter cotangent", self.n_params, w_p.len())?;
         }
-        // Gradients allocated for every parameter (so none is missing when read back) and
-        // leaky, so the input's gradient is kept too.
-        let grads = self.model.alloc_grads();
+        // A leaky gradient set keeps every gradient, the input's included (`alloc_grads` would
+        // mark only the parameters as leaves and drop the input's). Pre-allocating one (zero)
+        // gradient per parameter means none is missing when read back, even for a parameter
+        // the forward pass does not touch.
         let x0: In<I, NoneTape> = self.dev.tensor_from_vec(x.to_vec(), (batch, Const::<I>));
+        let mut grads = Gradients::leaky();
+        let dfdx_err = |e: <Cpu as HasErr>::Err| NnError::Dfdx { message: format!("{e:?}") };
+        grads.try_alloc_for(&x0).map_err(dfdx_err)?;
+        M::iter_tensors(&mut RecursiveWalker { m: &self.model, f: &mut AllocGrads(&mut grads) })
+            .map_err(dfdx_err)?;
         let y = self
             .model
             .try_forward(x0.trace(grads))
@@ -163,6 +169,27 @@ impl TensorVisitor<f64, Cpu> for Flatten<'_> {
                 Some(g) => self.out.extend(g.get(t).as_vec()),
                 None => self.out.extend(t.as_vec()),
             }
+        }
+        Ok(None)
+    }
+}
+
+/// Allocates a (zero) gradient for every trainable tensor.
+struct AllocGrads<'g>(&'g mut Gradients<f64, Cpu>);
+
+impl TensorVisitor<f64, Cpu> for AllocGrads<'_> {
+    type Viewer = ViewTensorRef;
+    type Err = <Cpu as HasErr>::Err;
+    type E2 = f64;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f64, Cpu>,
+        t: &Tensor<S, f64, Cpu>,
+    ) -> std::result::Result<Option<Tensor<S, f64, Cpu>>, Self::Err> {
+        if opts.do_gradient_update {
+            self.0.try_alloc_for(t)?;
         }
         Ok(None)
     }

@@ -191,7 +191,10 @@ impl Lbfgs {
             let found =
                 self.line_search.search(&mut obj, x, fx, slope, &d, alpha0, &mut xt, &mut gt);
             evaluations += found.evals;
-            if found.alpha == 0.0 || !(found.value <= fx) || gt.iter().any(|v| !v.is_finite()) {
+            if found.alpha == 0.0
+                || !(found.value <= fx + 4.0 * f64::EPSILON * fx.abs())
+                || gt.iter().any(|v| !v.is_finite())
+            {
                 return Ok(report(
                     LbfgsStatus::LineSearchFailed,
                     k,
@@ -225,7 +228,7 @@ impl Lbfgs {
             x.copy_from_slice(&xt);
             g.copy_from_slice(&gt);
             fx = found.value;
-            if (f_old - fx).abs() <= self.f_tol * f_old.abs().max(1.0) {
+            if self.f_tol > 0.0 && (f_old - fx).abs() <= self.f_tol * f_old.abs().max(1.0) {
                 return Ok(report(LbfgsStatus::FTol, k + 1, evaluations, fx, &g, fallback_steps));
             }
         }

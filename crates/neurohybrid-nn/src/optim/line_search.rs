@@ -83,7 +83,12 @@ impl StrongWolfe {
             let slope: f64 = gt.iter().zip(d).map(|(g, d)| g * d).sum();
             Trial { a, f: v, d: slope }
         };
-        let armijo = |t: &Trial| t.f.is_finite() && t.f <= f0 + self.c1 * t.a * d0;
+        // Sufficient decrease tested up to the rounding of f (a few ulp of |f0|): near a
+        // minimum with a large value the true decrease drops below one ulp, and an exact test
+        // would reject every step though the gradient still points the way (the "approximate
+        // Wolfe" observation of Hager & Zhang 2005).
+        let slack = 4.0 * f64::EPSILON * f0.abs();
+        let armijo = |t: &Trial| t.f.is_finite() && t.f <= f0 + self.c1 * t.a * d0 + slack;
         let curvature = |t: &Trial| t.d.abs() <= -self.c2 * d0;
 
         // Algorithm 3.5: expand until the interval [prev, cur] brackets an acceptable step.
@@ -93,7 +98,7 @@ impl StrongWolfe {
         let (mut lo, mut hi);
         loop {
             let cur = eval(a, xt, gt);
-            if !armijo(&cur) || (!first && cur.f >= prev.f) {
+            if !armijo(&cur) || (!first && cur.f > prev.f + slack) {
                 (lo, hi) = (prev, cur);
                 break;
             }
@@ -126,7 +131,7 @@ impl StrongWolfe {
                 a = 0.5 * (lo.a + hi.a);
             }
             let t = eval(a, xt, gt);
-            if !armijo(&t) || t.f >= lo.f {
+            if !armijo(&t) || t.f > lo.f + slack {
                 hi = t;
             } else {
                 if curvature(&t) {
