@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use neurohybrid_mesh::io::{NiftiImage, read_nifti, read_tvb};
-use neurohybrid_mesh::{Grid, LaplacianKind, MaskRule, TissueMaps};
+use neurohybrid_mesh::io::{NiftiImage, read_nifti, read_tissue_maps, read_tvb, write_nifti};
+use neurohybrid_mesh::{LaplacianKind, MaskRule};
 
 /// `<workspace>/data/<rel>` (or `$NEUROHYBRID_DATA/<rel>` when that is set, e.g. to share
 /// one fetched copy between checkouts), or `None`, with the skip message printed, if the
@@ -41,40 +41,22 @@ fn mni152_tissue_maps_at_2mm() {
     let Some(paths) = files.iter().map(|f| data_file(f)).collect::<Option<Vec<_>>>() else {
         return;
     };
-    let maps: Vec<NiftiImage> = paths.iter().map(|p| read_nifti(p).unwrap()).collect();
-    let [wm, gm, csf, mask] = &maps[..] else { unreachable!() };
-    assert_eq!(wm.dim, [197, 233, 189], "ICBM152 2009a is 197×233×189 at 1 mm");
-    for m in &maps[1..] {
-        assert_eq!((m.dim, m.spacing), (wm.dim, wm.spacing));
-        assert_eq!(m.affine, wm.affine, "all four maps share one voxel → MNI map");
-    }
-    assert_eq!(wm.spacing, [1.0, 1.0, 1.0]);
-    for m in &maps[..3] {
-        assert!(m.data.iter().all(|p| (0.0..=1.0).contains(p)), "probabilities in [0, 1]");
-    }
-
-    // The maps are independent float32 images: their sum may exceed 1 by rounding (or by
-    // the atlas construction); cap the excess so TissueMaps' invariant holds, and say how
-    // much was capped.
-    let (mut w, mut g, mut c) = (wm.data.clone(), gm.data.clone(), csf.data.clone());
-    let mut capped = 0usize;
-    let mut max_sum = 0.0f64;
-    for v in 0..w.len() {
-        let s = w[v] + g[v] + c[v];
-        max_sum = max_sum.max(s);
-        if s > 1.0 {
-            capped += 1;
-            w[v] /= s;
-            g[v] /= s;
-            c[v] /= s;
-        }
-    }
+    let images = read_tissue_maps(&paths[0], &paths[1], &paths[2]).unwrap();
+    let mask = read_nifti(&paths[3]).unwrap();
+    assert_eq!(images.dim, [197, 233, 189], "ICBM152 2009a is 197×233×189 at 1 mm");
+    assert_eq!(images.spacing, [1.0, 1.0, 1.0]);
+    assert_eq!((mask.dim, mask.affine), (images.dim, images.affine), "one voxel → MNI map");
+    assert_eq!(mask.sform_code, 4, "MNI152 space");
+    // The maps are int16-coded with scl_slope: their sum exceeds 1 by up to ~3e-5 in a
+    // quarter of a million voxels, which read_tissue_maps rescales (and counts).
+    assert!(images.renormalized < images.tissue.len() / 10);
+    let tissue = &images.tissue;
     let vox1 = 1.0; // mm³
+    let total = |x: &[f64]| x.iter().sum::<f64>();
     let (gm1, wm1, csf1) =
-        (ml(g.iter().sum(), vox1), ml(w.iter().sum(), vox1), ml(c.iter().sum(), vox1));
+        (ml(total(tissue.gm()), vox1), ml(total(tissue.wm()), vox1), ml(total(tissue.csf()), vox1));
     let brain: Vec<bool> = mask.data.iter().map(|&m| m > 0.5).collect();
-    let fine = Grid::new_3d(wm.dim, wm.spacing, brain).unwrap().with_affine(wm.affine).unwrap();
-    let tissue = TissueMaps::new(w, g, c).unwrap();
+    let fine = images.grid(brain).unwrap();
 
     let coarse = fine.downsample(2, MaskRule::Majority).unwrap();
     let tissue2 = tissue.downsample(&fine, 2).unwrap();
@@ -87,10 +69,11 @@ fn mni152_tissue_maps_at_2mm() {
     let wm_in = ml(wm_a.iter().sum(), vox2);
     eprintln!(
         "MNI152 1 mm: {} voxels, brain mask {} voxels ({:.0} ml); GM {gm1:.1} ml, WM {wm1:.1} ml, \
-         CSF {csf1:.1} ml; max wm+gm+csf {max_sum:.6} ({capped} voxels renormalized)",
+         CSF {csf1:.1} ml; {} voxels renormalized (sum > 1 by quantization)",
         fine.n_voxels(),
         fine.n_active(),
-        ml(fine.n_active() as f64, vox1)
+        ml(fine.n_active() as f64, vox1),
+        images.renormalized
     );
     eprintln!(
         "MNI152 2 mm: shape {:?}, {} active cells ({:.0} ml); GM {gm2:.1} ml, WM {wm2:.1} ml, \
@@ -118,6 +101,19 @@ fn mni152_tissue_maps_at_2mm() {
     let brain_ml = ml(coarse.n_active() as f64, vox2);
     assert!((1500.0..2100.0).contains(&brain_ml), "brain mask {brain_ml} ml");
     assert!(gm_in > 0.9 * gm2 && wm_in > 0.97 * wm2, "tissue outside the mask");
+
+    // The 2 mm gray-matter field written as NIfTI and read back keeps values and geometry;
+    // voxel (0,0,0) of the coarse grid sits at the centre of its 2×2×2 fine block.
+    let path = std::env::temp_dir().join(format!("nh-real-gm2-{}.nii.gz", std::process::id()));
+    let img = NiftiImage::from_grid_field(&coarse, &gm_a, 0.0).unwrap();
+    write_nifti(&path, &img).unwrap();
+    let back = read_nifti(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!((back.dim, back.spacing, back.affine), (coarse.shape(), [2.0; 3], coarse.affine()));
+    let fine_centre = mask.voxel_to_world(0.5, 0.5, 0.5);
+    assert_eq!(back.voxel_to_world(0.0, 0.0, 0.0), fine_centre);
+    let err = back.data.iter().zip(&img.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(err < 1e-7, "float32 round trip error {err}");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! | format | read | write | module |
 //! |---|---|---|---|
 //! | NIfTI-1 `.nii`, `.nii.gz` (u8, i8, i16, u16, i32, u32, f32, f64; 3D or 4D with one volume) | [`read_nifti`] | [`write_nifti`] | [`nifti`] |
+//! | three tissue probability maps → [`TissueMaps`](crate::TissueMaps) on a [`Grid`](crate::Grid) box | [`read_tissue_maps`] | [`NiftiImage::from_grid_field`] | [`nifti`] |
 //! | dense text matrices (CSV, TSV, whitespace) | [`read_matrix_text`] | [`write_matrix_text`] | [`text`] |
 //! | MATLAB v5 `.mat` (numeric arrays, optionally zlib-compressed) | [`read_mat`] | — | [`mat`] |
 //! | TVB connectivity folder or `.zip` (`weights.txt`, `tract_lengths.txt`, `centres.txt`, optionally `.bz2`) | [`read_tvb`] | — | [`tvb`] |
@@ -37,7 +38,8 @@ pub mod tvb;
 
 pub use mat::{MatArray, MatFile, read_mat, read_mat_bytes};
 pub use nifti::{
-    NiftiDataType, NiftiImage, read_nifti, read_nifti_bytes, write_nifti, write_nifti_bytes,
+    NiftiDataType, NiftiImage, TISSUE_SUM_TOLERANCE, TissueImages, read_nifti, read_nifti_bytes,
+    read_tissue_maps, write_nifti, write_nifti_bytes,
 };
 pub use text::{Delimiter, DenseMatrix, read_matrix_text, write_matrix_text};
 pub use tvb::read_tvb;

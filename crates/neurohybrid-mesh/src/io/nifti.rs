@@ -19,7 +19,10 @@ use super::{
 use std::io::Write;
 use std::path::Path;
 
+mod anatomy;
 mod qform;
+
+pub use anatomy::{TISSUE_SUM_TOLERANCE, TissueImages, read_tissue_maps};
 
 use qform::{quaternion_to_rotation, rotation_to_quaternion};
 
