@@ -134,6 +134,13 @@ proptest! {
         let tol = 1e-13 * scale(&asm, 1.0, 1.0);
         let mf = apply(&op, &c.u);
         prop_assert_eq!(&apply(&seq, &c.u), &mf); // bit-identical rows
+        // Cached face coefficients = the on-the-fly kernel, to the bit.
+        let mut fly = vec![0.0; c.u.len()];
+        FieldDiffusion::new(&c.grid).apply(&c.d, &c.u, &mut fly).unwrap();
+        prop_assert_eq!(&fly, &mf);
+        let mut op2 = DiffusionOperator::new(&c.grid, vec![1.0; c.u.len()]).unwrap();
+        op2.set_diffusivity(&c.d).unwrap();
+        prop_assert_eq!(&apply(&op2, &c.u), &mf);
         let mut a = vec![0.0; c.u.len()];
         asm.apply(&c.u, &mut a).unwrap();
         for (x, y) in mf.iter().zip(&a) {

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use nalgebra_sparse::pattern::SparsityPattern;
 
 use super::assembled::AssembledDiffusion;
-use super::operator::{Parallelism, Stencil, for_rows, row_apply, row_jvp_d, row_vjp_d, sum_rows};
+use super::operator::{
+    Parallelism, Stencil, add_rows, for_rows, row_apply, row_apply_faces, row_jvp_d, row_vjp_d,
+    sum_rows, up_faces,
+};
 use crate::error::{MeshError, Result};
 use crate::grid::Grid;
 use crate::tissue::{TissueMaps, TissueModel};
@@ -157,10 +160,17 @@ impl FieldDiffusion {
 }
 
 /// The diffusion operator with a fixed per-cell diffusivity field, matrix-free.
+///
+/// No matrix is formed: besides the shared stencil it keeps D and, per cell, the coefficients
+/// of its three upward faces (24 B/cell), refreshed by [`set_diffusivity`](Self::set_diffusivity).
+/// Each face's harmonic mean is then computed once per D instead of twice per apply — the
+/// divisions, not memory traffic, bound the on-the-fly kernel. Results are bit-identical to
+/// [`FieldDiffusion::apply`] with the same D.
 #[derive(Debug, Clone)]
 pub struct DiffusionOperator {
     inner: FieldDiffusion,
     d: Vec<f64>,
+    faces: Vec<[f64; 3]>,
 }
 
 impl DiffusionOperator {
@@ -173,7 +183,8 @@ impl DiffusionOperator {
     pub fn from_stencil(stencil: Arc<Stencil>, d: Vec<f64>) -> Result<Self> {
         stencil.check("D", d.len())?;
         check_diffusivity(&d)?;
-        Ok(DiffusionOperator { inner: FieldDiffusion::from_stencil(stencil), d })
+        let faces = up_faces(&stencil, &|i| d[i]);
+        Ok(DiffusionOperator { inner: FieldDiffusion::from_stencil(stencil), d, faces })
     }
 
     /// The operator with `D = D_w (p_wm + p_gm / R)` from tissue maps (Swanson et al. 2000).
@@ -212,6 +223,7 @@ impl DiffusionOperator {
         self.inner.stencil.check("D", d.len())?;
         check_diffusivity(d)?;
         self.d.copy_from_slice(d);
+        self.faces = up_faces(&self.inner.stencil, &|i| d[i]);
         Ok(())
     }
 
@@ -222,17 +234,30 @@ impl DiffusionOperator {
 
     /// `out = A u`.
     pub fn apply(&self, u: &[f64], out: &mut [f64]) -> Result<()> {
-        self.inner.apply(&self.d, u, out)
+        check_len(&self.inner.stencil, &[("u", u.len()), ("out", out.len())])?;
+        self.apply_unchecked(u, out);
+        Ok(())
+    }
+
+    pub(crate) fn apply_unchecked(&self, u: &[f64], out: &mut [f64]) {
+        let (s, faces) = (&*self.inner.stencil, &self.faces[..]);
+        for_rows(self.inner.par, out, |i| row_apply_faces(s, faces, u, i));
+    }
+
+    /// `out += A u` (the accumulating form autodiff cotangents need).
+    pub(crate) fn add_unchecked(&self, u: &[f64], out: &mut [f64]) {
+        let (s, faces) = (&*self.inner.stencil, &self.faces[..]);
+        add_rows(self.inner.par, out, |i| row_apply_faces(s, faces, u, i));
     }
 
     /// `w_u = Aᵀ w` (= `A w`, the operator being symmetric).
     pub fn vjp(&self, w: &[f64], w_u: &mut [f64]) -> Result<()> {
-        self.inner.vjp_u(&self.d, w, w_u)
+        self.apply(w, w_u)
     }
 
     /// `out = A v` (the operator is linear in `u`).
     pub fn jvp(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
-        self.inner.apply(&self.d, v, out)
+        self.apply(v, out)
     }
 
     /// `w_d = wᵀ ∂(A u)/∂D` at this operator's D.
@@ -255,10 +280,6 @@ impl DiffusionOperator {
     pub fn assemble(&self) -> AssembledDiffusion {
         AssembledDiffusion::from_stencil(self.inner.stencil.clone(), &self.d)
             .expect("D was validated on construction")
-    }
-
-    pub(crate) fn field(&self) -> &FieldDiffusion {
-        &self.inner
     }
 }
 

@@ -194,6 +194,42 @@ pub(crate) fn row_apply<F: Fn(usize) -> f64>(s: &Stencil, d: &F, u: &[f64], i: u
     acc
 }
 
+/// Coefficients `D_ij / h²` of each cell's three upward faces (`+x, +y, +z`; 0 where there
+/// is no active neighbour). Every face belongs to exactly one cell this way, so a fixed-D
+/// operator evaluates each harmonic mean once, when D is set, instead of twice per apply.
+pub(crate) fn up_faces<F: Fn(usize) -> f64>(s: &Stencil, d: &F) -> Vec<[f64; 3]> {
+    let ih2 = s.inv_h2();
+    (0..s.n())
+        .map(|i| {
+            let nb = s.slots(i);
+            std::array::from_fn(|k| {
+                let j = nb[3 + k];
+                if j == NONE { 0.0 } else { ih2[3 + k] * face(d(i), d(j as usize)) }
+            })
+        })
+        .collect()
+}
+
+/// `(A u)_i` from cached upward-face coefficients: the cell's own `+` faces and, for its `−`
+/// neighbours, theirs. Bit-identical to [`row_apply`] (the same products in the same order:
+/// `face` is exactly symmetric in floating point).
+#[inline]
+pub(crate) fn row_apply_faces(s: &Stencil, faces: &[[f64; 3]], u: &[f64], i: usize) -> f64 {
+    let ui = u[i];
+    let nb = s.slots(i);
+    let own = &faces[i];
+    let mut acc = 0.0;
+    for (slot, &j) in nb.iter().enumerate() {
+        if j != NONE {
+            let j = j as usize;
+            // Slots 0, 1, 2 are −z, −y, −x: the neighbour's +z, +y, +x face.
+            let c = if slot < 3 { faces[j][2 - slot] } else { own[slot - 3] };
+            acc += c * (u[j] - ui);
+        }
+    }
+    acc
+}
+
 /// `(wᵀ ∂(A(D) u)/∂D)_k = Σ_j ∂₁face(D_k, D_j) (w_k − w_j)(u_j − u_k) / h²`.
 ///
 /// Derivation: `D_k` enters row `k` (as `D_i`) and each neighbour row `j` (as `D_j`); by the

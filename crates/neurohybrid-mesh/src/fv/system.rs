@@ -31,19 +31,19 @@ impl OdeSystem for DiffusionOperator {
         0
     }
     fn rhs(&self, _t: f64, y: &[f64], _p: &[f64], dy: &mut [f64]) {
-        self.field().apply_unchecked(self.diffusivity(), y, dy);
+        self.apply_unchecked(y, dy);
     }
 }
 
 impl Vjp for DiffusionOperator {
     fn vjp(&self, _t: f64, _y: &[f64], _p: &[f64], w: &[f64], w_y: &mut [f64], _w_p: &mut [f64]) {
-        self.field().apply_unchecked(self.diffusivity(), w, w_y);
+        self.apply_unchecked(w, w_y);
     }
 }
 
 impl Jvp for DiffusionOperator {
     fn jvp(&self, _t: f64, _y: &[f64], _p: &[f64], v_y: &[f64], _v_p: &[f64], out: &mut [f64]) {
-        self.field().apply_unchecked(self.diffusivity(), v_y, out);
+        self.apply_unchecked(v_y, out);
     }
 }
 

@@ -60,17 +60,13 @@ impl CustomOp for DiffusionOp {
     }
 
     fn forward(&self, inputs: &[&[f64]], out: &mut [f64]) {
-        self.op.field().apply_unchecked(self.op.diffusivity(), inputs[0], out);
+        self.op.apply_unchecked(inputs[0], out);
     }
 
     fn vjp(&self, _inputs: &[&[f64]], _out: &[f64], w: &[f64], in_cot: &mut [&mut [f64]]) {
         if !in_cot[0].is_empty() {
-            let f = self.op.field();
-            let s = &**f.stencil();
-            let d = self.op.diffusivity();
-            let df = |i: usize| d[i];
             // Aᵀ = A (symmetric face coefficients).
-            add_rows(f.parallelism(), in_cot[0], |i| row_apply(s, &df, w, i));
+            self.op.add_unchecked(w, in_cot[0]);
         }
     }
 
@@ -78,7 +74,7 @@ impl CustomOp for DiffusionOp {
         if tangents[0].is_empty() {
             out_tan.fill(0.0);
         } else {
-            self.op.field().apply_unchecked(self.op.diffusivity(), tangents[0], out_tan);
+            self.op.apply_unchecked(tangents[0], out_tan);
         }
     }
 }
