@@ -81,6 +81,12 @@ pub enum MeshError {
         /// The valid length.
         len: usize,
     },
+    /// Reading or writing a file failed (NIfTI, connectome formats).
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
+    /// A graph could not be built or analysed.
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
 }
 
 /// `Result` with [`MeshError`].

@@ -71,7 +71,9 @@
 
 pub mod error;
 pub mod fv;
+pub mod graph;
 pub mod grid;
+pub mod io;
 pub mod phantom;
 pub mod tissue;
 
@@ -80,6 +82,8 @@ pub use fv::{
     AssembledDiffusion, DiffusionOp, DiffusionOperator, FieldDiffusion, FieldDiffusionOp,
     Parallelism, Stencil, TissueDiffusion, TissueDiffusionOp,
 };
+pub use graph::{Connectome, Graph, GraphDiffusion, GraphDiffusionOp, GraphError, LaplacianKind};
 pub use grid::{Grid, MaskRule, Plane};
+pub use io::IoError;
 pub use phantom::Phantom;
 pub use tissue::{TissueMaps, TissueModel};
