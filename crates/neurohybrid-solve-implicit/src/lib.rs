@@ -1,0 +1,61 @@
+//! # neurohybrid-solve-implicit
+//!
+//! Stiff steppers for `neurohybrid-solve`'s loop. Every method here implements
+//! `Stepper<S>` for `S: OdeSystem + Jacobian` and solves its linear systems with the shared
+//! iteration matrix `W = I − hγJ` of [`wmatrix`]: dense LU for small systems, sparse LU with a
+//! symbolic factorization reused for the whole solve otherwise, Jacobians reused across steps
+//! until Newton slows down (Hairer & Wanner II, §IV.8).
+//!
+//! Failures during a solve are statuses, not panics: a singular `W` or a diverging Newton
+//! iteration makes the step fail, the loop shrinks `h`, and a run that cannot recover ends
+//! with `Status::SingularMatrix` or `Status::NewtonDivergence`.
+//!
+//! Implicit steppers need the error weights `atol + rtol·|y|` for Newton's stopping test, so
+//! they carry [`Tolerances`]; give them the controller's ([`Tolerances::from_controller`]).
+//!
+//! ```
+//! use neurohybrid_solve::Stats;
+//! use neurohybrid_solve_implicit::{Tolerances, WConfig, WMatrix};
+//! use neurohybrid_system::{CsrMatrix, Jacobian, OdeSystem, SparsityPattern, dense_pattern};
+//!
+//! /// y' = −50 (y − cos t): stiff relaxation onto cos t.
+//! struct Relax(SparsityPattern);
+//! impl OdeSystem for Relax {
+//!     fn n_states(&self) -> usize { 1 }
+//!     fn n_params(&self) -> usize { 0 }
+//!     fn rhs(&self, t: f64, y: &[f64], _p: &[f64], dy: &mut [f64]) { dy[0] = -50.0 * (y[0] - t.cos()); }
+//! }
+//! impl Jacobian for Relax {
+//!     fn sparsity(&self) -> &SparsityPattern { &self.0 }
+//!     fn jacobian(&self, _t: f64, _y: &[f64], _p: &[f64], out: &mut CsrMatrix) {
+//!         out.values_mut()[0] = -50.0;
+//!     }
+//! }
+//!
+//! // One implicit Euler step z = y0 + h f(t1, z) through the shared stage-Newton helper.
+//! let sys = Relax(dense_pattern(1));
+//! let mut w = WMatrix::new(&sys, WConfig::default())?;
+//! let mut stats = Stats::default();
+//! let (y0, h) = ([1.0], 0.1);
+//! let mut scale = [0.0];
+//! Tolerances::new(1e-8, 1e-10).scale(&y0, &mut scale);
+//! let mut f = [0.0];
+//! let mut residual = |z: &[f64], out: &mut [f64]| {
+//!     sys.rhs(h, z, &[], &mut f);
+//!     out[0] = z[0] - y0[0] - h * f[0];
+//! };
+//! let mut z = y0;
+//! let solved = w.solve_stage(&sys, &[], 0.0, &y0, h, &mut residual, &mut z, &scale, &mut stats);
+//! assert!(solved.is_ok());
+//! let exact = (1.0 + 5.0 * 0.1f64.cos()) / 6.0; // linear: one Newton step is exact
+//! assert!((z[0] - exact).abs() < 1e-12);
+//! assert_eq!((stats.jacobian_evals, stats.factorizations), (1, 1));
+//! # Ok::<(), neurohybrid_solve_implicit::ImplicitError>(())
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+pub mod wmatrix;
+
+pub use error::{ImplicitError, Result};
+pub use wmatrix::{LinearBackend, StageSolve, Tolerances, WConfig, WMatrix};
