@@ -223,8 +223,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let file_name = path.file_name().ok_or_else(|| {
         io_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))
     })?;
+    // Process id + a counter: unique among concurrent writers of this process and others.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let k = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    tmp_name.push(format!(".{}-{k}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     std::fs::write(&tmp, bytes).map_err(io_err)?;
     std::fs::rename(&tmp, path).map_err(|e| {
