@@ -2,12 +2,15 @@
 
 use crate::Case;
 
+pub mod convergence;
+
 /// A suite's entry point: runs every case (or the cheap subset when `fast`).
 pub type SuiteFn = fn(fast: bool) -> Vec<Case>;
 
 /// Every suite, by name, in the order `--suite all` runs them.
 pub const SUITES: &[(&str, SuiteFn)] = &[
     // Suites register here, one line each: ("name", module::run),
+    ("convergence", convergence::run),
 ];
 
 /// Looks a suite up by name.
