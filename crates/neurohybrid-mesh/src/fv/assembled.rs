@@ -22,17 +22,15 @@ pub(crate) fn fill_values<F: Fn(usize) -> f64>(s: &Stencil, d: &F, values: &mut 
     let mut at = 0;
     for i in 0..s.n() {
         let di = d(i);
-        let nb = s.slots(i);
-        let coef = |slot: usize| ih2[slot] * face(di, d(nb[slot] as usize));
         let mut diag = 0.0;
         let mut diag_at = 0;
-        for slot in 0..6 {
+        for (slot, &j) in s.slots(i).iter().enumerate() {
             if slot == 3 {
                 diag_at = at;
                 at += 1;
             }
-            if nb[slot] != NONE {
-                let c = coef(slot);
+            if j != NONE {
+                let c = ih2[slot] * face(di, d(j as usize));
                 values[at] = c;
                 diag -= c;
                 at += 1;
