@@ -54,8 +54,12 @@
 //! ```
 #![warn(missing_docs)]
 
+mod bdf;
 mod error;
+mod rosenbrock;
 pub mod wmatrix;
 
+pub use bdf::{Bdf, BdfState};
 pub use error::{ImplicitError, Result};
+pub use rosenbrock::{Rodas4, RosenbrockState, TimeDerivative};
 pub use wmatrix::{LinearBackend, StageSolve, Tolerances, WConfig, WMatrix};

@@ -201,6 +201,9 @@ pub struct StageSolve {
     pub retried: bool,
 }
 
+// One `Backend` per solve, used in the hot loop: boxing the larger variant would only add an
+// indirection per factorization and solve.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Backend {
     /// `jd` holds `J` column-major (refilled at each Jacobian evaluation), `w` is `I − hγJ`.
