@@ -37,12 +37,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mech = g.concat(&[f1, f2])?;
     // Neural residual: a 2→H→2 tanh MLP on the state (a row vector [1, 2]).
     let mut off = 4;
-    let mut take = |g: &mut Graph, shape: &[usize]| -> Result<_, neurohybrid_autodiff::AutodiffError> {
-        let len = shape.iter().product();
-        let v = g.slice(p, off, len)?;
-        off += len;
-        g.reshape(v, shape)
-    };
+    let mut take =
+        |g: &mut Graph, shape: &[usize]| -> Result<_, neurohybrid_autodiff::AutodiffError> {
+            let len = shape.iter().product();
+            let v = g.slice(p, off, len)?;
+            off += len;
+            g.reshape(v, shape)
+        };
     let (w1, b1) = (take(&mut g, &[2, HIDDEN])?, take(&mut g, &[HIDDEN])?);
     let (w2, b2) = (take(&mut g, &[HIDDEN, 2])?, take(&mut g, &[2])?);
     let row = g.reshape(y, &[1, 2])?;
