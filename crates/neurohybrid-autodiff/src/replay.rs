@@ -3,12 +3,11 @@
 
 use crate::ops::Op;
 use crate::ops::custom::MAX_CUSTOM_OPERANDS;
+use crate::ops::elementwise::{bias_act, mul_deriv_from_output, unary_fwd, unary_jvp, unary_vjp};
 use crate::ops::elementwise::{binary_fwd, binary_jvp, binary_vjp_a, binary_vjp_b};
-use crate::ops::elementwise::{unary_fwd, unary_jvp, unary_vjp};
-use crate::ops::linalg::{
-    csr_mul, csr_mul_t_add, csr_values_vjp, gemm_nn, gemm_nt_add, gemm_tn_add,
-};
+use crate::ops::linalg::{csr_mul, csr_mul_t_add, csr_values_vjp, gemm_nn, gemm_nt, gemm_tn};
 use crate::ops::reduce::{sum_axis_fwd, sum_axis_vjp};
+use crate::ops::vmath::simd;
 use crate::tape::{TNode, Tape, Workspace};
 
 /// The region of `node` in a buffer laid out by the tape's plan.
@@ -29,6 +28,27 @@ fn add_into(dst: &mut [f64], src: &[f64]) {
     }
 }
 
+/// `dst (=|+=) src`.
+#[inline]
+fn put(add: bool, dst: &mut [f64], src: &[f64]) {
+    if add { add_into(dst, src) } else { dst.copy_from_slice(src) }
+}
+
+/// `cb[c] (=|+=) Σ_r g[r, c]` for `g: [rows, cb.len()]` (rows in order, as the broadcast add's
+/// own VJP sums them).
+fn col_sums(add: bool, g: &[f64], cb: &mut [f64]) {
+    simd(|| {
+        if !add {
+            cb.fill(0.0);
+        }
+        if !cb.is_empty() {
+            for row in g.chunks_exact(cb.len()) {
+                cb.iter_mut().zip(row).for_each(|(c, &v)| *c += v);
+            }
+        }
+    })
+}
+
 impl Tape {
     pub(crate) fn exec_forward(&self, n: usize, vals: &mut [f64]) {
         let nodes = &self.nodes;
@@ -42,6 +62,10 @@ impl Tape {
             Op::Unary(u, a) => unary_fwd(*u, v(*a), y),
             Op::Binary(o, a, b, g) => binary_fwd(*o, g, v(*a), v(*b), y),
             &Op::MatMul { a, b, m, k, n } => gemm_nn(false, v(a), v(b), y, m, k, n),
+            &Op::Dense { x, w, b, act, m, k, n } => {
+                gemm_nn(false, v(x), v(w), y, m, k, n);
+                bias_act(act, b.map(v), y);
+            }
             Op::Spmv { mat, x, k } => {
                 csr_mul(false, mat.row_offsets(), mat.col_indices(), mat.values(), v(*x), *k, y)
             }
@@ -89,35 +113,69 @@ impl Tape {
         let need = &ws.need;
         let vals = &ws.vals;
         let (lo, hi) = ws.cots.split_at_mut(node.off);
-        let w: &[f64] = &hi[..node.len];
+        let w: &mut [f64] = &mut hi[..node.len];
         let v = |i: usize| region(vals, &nodes[i]);
-        // `c(i)` re-borrows the cotangent region of operand `i` (operands precede `n`).
+        // `add(s)`: operand slot `s` accumulates; otherwise this instruction is the first
+        // writer of that cotangent region and overwrites it (see `compile`).
+        let add = |s: usize| !node.first[s];
+        // `c(i)` re-borrows the cotangent region of operand `i` (operands precede `n`);
+        // `cz(i, s)` also zero-fills it when slot `s` is a first writer whose kernel can only
+        // accumulate.
         macro_rules! c {
             ($i:expr) => {
                 region_mut(lo, &nodes[$i])
             };
         }
+        macro_rules! cz {
+            ($i:expr, $s:expr) => {{
+                let r = region_mut(lo, &nodes[$i]);
+                if !add($s) {
+                    r.fill(0.0);
+                }
+                r
+            }};
+        }
+        if let &Op::Dense { x, w: wt, b, act, m, k, n: cols } = &node.op {
+            // g = w ∘ act'(y), in place: this node's cotangent is not read after this point.
+            if let Some(u) = act {
+                mul_deriv_from_output(u, v(n), w);
+            }
+            let g: &[f64] = w;
+            if need[x] {
+                gemm_nt(add(0), g, v(wt), c!(x), m, cols, k);
+            }
+            if need[wt] {
+                gemm_tn(add(1), v(x), g, c!(wt), m, k, cols);
+            }
+            if let Some(b) = b
+                && need[b]
+            {
+                col_sums(add(2), g, c!(b));
+            }
+            return;
+        }
+        let w: &[f64] = w;
         match &node.op {
-            Op::Input(_) | Op::Constant(_) | Op::Reshape(_) => {}
+            Op::Input(_) | Op::Constant(_) | Op::Reshape(_) | Op::Dense { .. } => {}
             &Op::Unary(u, a) => {
                 if need[a] {
-                    unary_vjp(u, v(a), v(n), w, c!(a));
+                    unary_vjp(u, add(0), v(a), v(n), w, c!(a));
                 }
             }
             &Op::Binary(o, a, b, ref g) => {
                 if need[a] {
-                    binary_vjp_a(o, g, v(b), w, c!(a));
+                    binary_vjp_a(o, add(0), g, v(b), w, c!(a));
                 }
                 if need[b] {
-                    binary_vjp_b(o, g, v(a), v(b), v(n), w, c!(b));
+                    binary_vjp_b(o, add(1), g, v(a), v(b), v(n), w, c!(b));
                 }
             }
             &Op::MatMul { a, b, m, k, n: cols } => {
                 if need[a] {
-                    gemm_nt_add(w, v(b), c!(a), m, cols, k);
+                    gemm_nt(add(0), w, v(b), c!(a), m, cols, k);
                 }
                 if need[b] {
-                    gemm_tn_add(v(a), w, c!(b), m, k, cols);
+                    gemm_tn(add(1), v(a), w, c!(b), m, k, cols);
                 }
             }
             Op::Spmv { mat, x, k } => {
@@ -128,53 +186,57 @@ impl Tape {
                         mat.values(),
                         w,
                         *k,
-                        c!(*x),
+                        cz!(*x, 0),
                     );
                 }
             }
             &Op::SpmvValues { ref pattern, values, x, k } => {
                 let (offs, cols) = (pattern.row_offsets(), pattern.col_indices());
                 if need[values] {
-                    csr_values_vjp(offs, cols, w, v(x), k, c!(values));
+                    csr_values_vjp(offs, cols, w, v(x), k, cz!(values, 0));
                 }
                 if need[x] {
-                    csr_mul_t_add(offs, cols, v(values), w, k, c!(x));
+                    csr_mul_t_add(offs, cols, v(values), w, k, cz!(x, 1));
                 }
             }
-            &Op::Sum(a) => c!(a).iter_mut().for_each(|ci| *ci += w[0]),
+            &Op::Sum(a) => {
+                let s = add(0);
+                c!(a).iter_mut().for_each(|ci| *ci = if s { *ci + w[0] } else { w[0] });
+            }
             &Op::Mean(a) => {
-                let g = w[0] / nodes[a].len as f64;
-                c!(a).iter_mut().for_each(|ci| *ci += g);
+                let (g, s) = (w[0] / nodes[a].len as f64, add(0));
+                c!(a).iter_mut().for_each(|ci| *ci = if s { *ci + g } else { g });
             }
             &Op::Dot(a, b) => {
                 if need[a] {
-                    c!(a).iter_mut().zip(v(b)).for_each(|(ci, &bi)| *ci += w[0] * bi);
+                    cz!(a, 0).iter_mut().zip(v(b)).for_each(|(ci, &bi)| *ci += w[0] * bi);
                 }
                 if need[b] {
-                    c!(b).iter_mut().zip(v(a)).for_each(|(ci, &ai)| *ci += w[0] * ai);
+                    cz!(b, 1).iter_mut().zip(v(a)).for_each(|(ci, &ai)| *ci += w[0] * ai);
                 }
             }
-            &Op::SumAxis { a, outer, len, inner } => sum_axis_vjp(w, outer, len, inner, c!(a)),
-            &Op::Slice { a, start } => add_into(&mut c!(a)[start..start + node.len], w),
+            &Op::SumAxis { a, outer, len, inner } => sum_axis_vjp(w, outer, len, inner, cz!(a, 0)),
+            &Op::Slice { a, start } => add_into(&mut cz!(a, 0)[start..start + node.len], w),
             Op::Concat(args) => {
                 let mut off = 0;
-                for &a in args {
+                for (s, &a) in args.iter().enumerate() {
                     let len = nodes[a].len;
                     if need[a] {
-                        add_into(c!(a), &w[off..off + len]);
+                        put(add(s), c!(a), &w[off..off + len]);
                     }
                     off += len;
                 }
             }
             Op::Gather { a, idx } => {
-                let ca = c!(*a);
+                let ca = cz!(*a, 0);
                 for (&wi, &j) in w.iter().zip(idx.iter()) {
                     ca[j] += wi;
                 }
             }
             Op::ScatterAdd { a, idx } => {
+                let s = add(0);
                 for (ci, &j) in c!(*a).iter_mut().zip(idx.iter()) {
-                    *ci += w[j];
+                    *ci = if s { *ci + w[j] } else { w[j] };
                 }
             }
             Op::Custom { op, args } => {
@@ -194,10 +256,10 @@ impl Tape {
                 }
                 op.vjp(&ins[..args.len()], v(n), w, &mut slots[..args.len()]);
                 let mut off = 0;
-                for &a in args {
+                for (s, &a) in args.iter().enumerate() {
                     let len = nodes[a].len;
                     if need[a] {
-                        add_into(c!(a), &ws.scratch[off..off + len]);
+                        put(add(s), c!(a), &ws.scratch[off..off + len]);
                     }
                     off += len;
                 }
@@ -228,6 +290,29 @@ impl Tape {
                 }
                 if active[b] {
                     gemm_nn(written, v(a), t(b), ty, m, k, cols);
+                }
+            }
+            &Op::Dense { x, w, b, act, m, k, n: cols } => {
+                // ẏ = act'(y) ∘ (ẋ W + x Ẇ + ḃ); inactive parts are zero and skipped.
+                let mut written = false;
+                if active[x] {
+                    gemm_nn(false, t(x), v(w), ty, m, k, cols);
+                    written = true;
+                }
+                if active[w] {
+                    gemm_nn(written, v(x), t(w), ty, m, k, cols);
+                    written = true;
+                }
+                if let Some(b) = b
+                    && active[b]
+                {
+                    if !written {
+                        ty.fill(0.0);
+                    }
+                    bias_act(None, Some(t(b)), ty);
+                }
+                if let Some(u) = act {
+                    mul_deriv_from_output(u, v(n), ty);
                 }
             }
             Op::Spmv { mat, x, k } => {

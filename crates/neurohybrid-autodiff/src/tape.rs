@@ -21,6 +21,10 @@ pub(crate) struct TNode {
     pub(crate) shape: Vec<usize>,
     pub(crate) off: usize,
     pub(crate) len: usize,
+    /// Per operand slot (in `for_each_operand` order): whether this instruction is the first
+    /// writer of that operand's cotangent region in the reverse sweep, so it overwrites
+    /// instead of accumulating and the region needs no zero-fill.
+    pub(crate) first: Box<[bool]>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +49,9 @@ pub struct Tape {
     instrs: Vec<usize>,
     inputs: Vec<TInput>,
     outputs: Vec<usize>,
+    /// Per output: whether its cotangent seed is the first write of its region (copy) or a
+    /// later one (add: the same node, or a reshape of it, listed twice).
+    seed_copy: Vec<bool>,
     total: usize,
     /// Scratch length for custom-op cotangents (the largest sum of operand lengths).
     scratch: usize,
@@ -107,7 +114,22 @@ impl Graph {
     /// Every declared input stays an input of the tape (in creation order), even when no output
     /// depends on it; its cotangent is then zero. The graph is left untouched and may be
     /// compiled again with other outputs.
+    ///
+    /// A peephole pass fuses `matmul → bias add → tanh/sigmoid/relu` chains into one dense
+    /// instruction (values and derivatives as for the separate ops; see
+    /// [`compile_unfused`](Graph::compile_unfused)).
     pub fn compile(&self, outputs: &[Var]) -> Result<Tape> {
+        self.compile_with(outputs, true)
+    }
+
+    /// [`compile`](Graph::compile) without the fusion pass: one instruction per graph node.
+    /// For tests and benchmarks of the fused instructions; results agree with `compile` to
+    /// rounding (forward values bit for bit).
+    pub fn compile_unfused(&self, outputs: &[Var]) -> Result<Tape> {
+        self.compile_with(outputs, false)
+    }
+
+    fn compile_with(&self, outputs: &[Var], fuse: bool) -> Result<Tape> {
         if outputs.is_empty() {
             return Err(AutodiffError::NoOutputs);
         }
@@ -120,6 +142,9 @@ impl Graph {
                 self.nodes[i].op.for_each_operand(|a| keep[a] = true);
             }
         }
+        let out_idx: Vec<usize> = outputs.iter().map(|o| o.index()).collect();
+        let mut fused =
+            if fuse { self.fuse_dense(&mut keep, &out_idx) } else { vec![None; self.nodes.len()] };
         let mut map = vec![usize::MAX; self.nodes.len()];
         let mut nodes: Vec<TNode> = Vec::new();
         let mut total = 0;
@@ -127,7 +152,7 @@ impl Graph {
             if !keep[i] {
                 continue;
             }
-            let op = node.op.remap(&map);
+            let op = fused[i].take().unwrap_or_else(|| node.op.clone()).remap(&map);
             let len = numel(&node.shape);
             let off = match op {
                 Op::Reshape(a) => nodes[a].off,
@@ -137,11 +162,43 @@ impl Graph {
                 }
             };
             map[i] = nodes.len();
-            nodes.push(TNode { op, shape: node.shape.clone(), off, len });
+            nodes.push(TNode { op, shape: node.shape.clone(), off, len, first: Box::new([]) });
         }
-        let instrs = (0..nodes.len())
+        let instrs: Vec<usize> = (0..nodes.len())
             .filter(|&n| !matches!(nodes[n].op, Op::Input(_) | Op::Constant(_) | Op::Reshape(_)))
             .collect();
+        let outputs: Vec<usize> = out_idx.iter().map(|&o| map[o]).collect();
+        // First writers of each cotangent region in the reverse sweep (a reshape writes its
+        // operand's region). Output seeds come first; then instructions in reverse order,
+        // operand slots in kernel order. Every needed region has a first writer that runs
+        // whenever the region is needed (a consumer of a needed node is needed), so `vjp`
+        // never zero-fills.
+        let roots: Vec<usize> = {
+            let mut r: Vec<usize> = (0..nodes.len()).collect();
+            for n in 0..nodes.len() {
+                if let Op::Reshape(a) = nodes[n].op {
+                    r[n] = r[a];
+                }
+            }
+            r
+        };
+        let root = |n: usize| roots[n];
+        let mut written = vec![false; nodes.len()];
+        let mut seed_copy = Vec::with_capacity(outputs.len());
+        for &o in &outputs {
+            let r = root(o);
+            seed_copy.push(!written[r]);
+            written[r] = true;
+        }
+        for &n in instrs.iter().rev() {
+            let mut first = Vec::new();
+            nodes[n].op.for_each_operand(|a| {
+                let r = root(a);
+                first.push(!written[r]);
+                written[r] = true;
+            });
+            nodes[n].first = first.into_boxed_slice();
+        }
         let inputs = self
             .inputs
             .iter()
@@ -162,7 +219,8 @@ impl Graph {
             .unwrap_or(0);
         Ok(Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
-            outputs: outputs.iter().map(|o| map[o.index()]).collect(),
+            outputs,
+            seed_copy,
             nodes,
             instrs,
             inputs,
@@ -323,16 +381,14 @@ impl Tape {
             self.propagate(&ws.vjp_mask, &mut ws.need);
             ws.vjp_valid = true;
         }
-        for (n, node) in self.nodes.iter().enumerate() {
-            if ws.need[n] && !matches!(node.op, Op::Reshape(_)) {
-                ws.cots[node.off..node.off + node.len].fill(0.0);
-            }
-        }
-        for (&o, wj) in self.outputs.iter().zip(w) {
+        // No zero-fill: seeds and first writers overwrite (see `compile`).
+        for ((&o, wj), &copy) in self.outputs.iter().zip(w).zip(&self.seed_copy) {
             if ws.need[o] {
-                let off = self.nodes[o].off;
-                for (c, &wv) in ws.cots[off..].iter_mut().zip(wj.iter()) {
-                    *c += wv;
+                let c = &mut ws.cots[self.nodes[o].off..][..wj.len()];
+                if copy {
+                    c.copy_from_slice(wj);
+                } else {
+                    c.iter_mut().zip(wj.iter()).for_each(|(c, &wv)| *c += wv);
                 }
             }
         }

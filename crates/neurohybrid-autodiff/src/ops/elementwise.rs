@@ -3,6 +3,7 @@
 use crate::error::{AutodiffError, Result};
 use crate::graph::{Graph, Var, numel};
 use crate::ops::Op;
+use crate::ops::vmath::{self, simd};
 
 /// Elementwise unary ops. Each knows its value `f(x)` and derivative `f'(x)` written in terms
 /// of `x` and the already computed `y = f(x)` (cheaper and, for tanh/sigmoid, more accurate
@@ -28,15 +29,10 @@ pub(crate) enum Unary {
 /// Logistic function, evaluated so that it never overflows: for x < 0 use
 /// `e^x / (1 + e^x)` (e^x ≤ 1) instead of `1 / (1 + e^{-x})` (e^{-x} would overflow to inf
 /// for x < -709; the quotient is still right but the form below also keeps full relative
-/// accuracy of tiny results).
-#[inline]
+/// accuracy of tiny results). Branch-free, on the vectorisable `exp` of [`vmath`].
+#[inline(always)]
 pub(crate) fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
+    vmath::sigmoid(x)
 }
 
 impl Unary {
@@ -63,12 +59,12 @@ impl Unary {
     fn eval(self, x: f64) -> f64 {
         match self {
             Unary::Neg => -x,
-            Unary::Exp => x.exp(),
+            Unary::Exp => vmath::exp(x),
             Unary::Ln => x.ln(),
             Unary::Sqrt => x.sqrt(),
             Unary::Square => x * x,
             Unary::Powi(k) => x.powi(k),
-            Unary::Tanh => x.tanh(),
+            Unary::Tanh => vmath::tanh(x),
             Unary::Sigmoid => sigmoid(x),
             Unary::Relu => x.max(0.0),
             // softplus(x) = ln(1 + e^x) = max(x, 0) + ln1p(e^{-|x|}): never overflows (e^{-|x|}
@@ -135,28 +131,111 @@ macro_rules! specialise {
     };
 }
 
+// Every loop below runs under `simd` (runtime AVX2 dispatch, see `vmath`): the per-element
+// bodies are branch-free for the transcendental ops, so they vectorise.
+
 pub(crate) fn unary_fwd(op: Unary, x: &[f64], y: &mut [f64]) {
-    specialise!(op, u => {
-        for (yi, &xi) in y.iter_mut().zip(x) {
-            *yi = u.eval(xi);
-        }
+    simd(|| {
+        specialise!(op, u => {
+            for (yi, &xi) in y.iter_mut().zip(x) {
+                *yi = u.eval(xi);
+            }
+        })
     })
 }
 
-pub(crate) fn unary_vjp(op: Unary, x: &[f64], y: &[f64], w: &[f64], cx: &mut [f64]) {
-    specialise!(op, u => {
-        for ((c, &wi), (&xi, &yi)) in cx.iter_mut().zip(w).zip(x.iter().zip(y)) {
-            *c += wi * u.deriv(xi, yi);
-        }
+/// `cx (+)= w ∘ f'(x)`; with `add == false` the cotangent is overwritten (the tape's first
+/// writer of that region), which saves zero-filling it.
+pub(crate) fn unary_vjp(op: Unary, add: bool, x: &[f64], y: &[f64], w: &[f64], cx: &mut [f64]) {
+    simd(|| {
+        specialise!(op, u => {
+            let it = cx.iter_mut().zip(w).zip(x.iter().zip(y));
+            if add {
+                it.for_each(|((c, &wi), (&xi, &yi))| *c += wi * u.deriv(xi, yi));
+            } else {
+                it.for_each(|((c, &wi), (&xi, &yi))| *c = wi * u.deriv(xi, yi));
+            }
+        })
     })
 }
 
 pub(crate) fn unary_jvp(op: Unary, x: &[f64], y: &[f64], tx: &[f64], ty: &mut [f64]) {
-    specialise!(op, u => {
-        for ((t, &ti), (&xi, &yi)) in ty.iter_mut().zip(tx).zip(x.iter().zip(y)) {
-            *t = ti * u.deriv(xi, yi);
-        }
+    simd(|| {
+        specialise!(op, u => {
+            for ((t, &ti), (&xi, &yi)) in ty.iter_mut().zip(tx).zip(x.iter().zip(y)) {
+                *t = ti * u.deriv(xi, yi);
+            }
+        })
     })
+}
+
+/// Derivative of an activation from its output alone, `f'(x) = d(f(x))` — the form the fused
+/// dense instruction uses (it keeps `y`, not the pre-activation). Only for
+/// [`Unary::deriv_needs_only_output`] ops.
+#[inline(always)]
+pub(crate) fn deriv_from_output(op: Unary, y: f64) -> f64 {
+    match op {
+        Unary::Tanh => 1.0 - y * y,
+        Unary::Sigmoid => y * (1.0 - y),
+        // y > 0 exactly when x > 0 (also for NaN: y = 0, derivative 0 either way).
+        Unary::Relu => {
+            if y > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        _ => unreachable!("deriv_from_output on {op:?}"),
+    }
+}
+
+/// Fused epilogue of a dense layer, in place on `y: [rows, b.len()]`: `y = act(y + b)` (either
+/// part optional). Same operations in the same order as the separate add and unary ops, so the
+/// fused forward is bit-identical to the unfused one.
+pub(crate) fn bias_act(act: Option<Unary>, b: Option<&[f64]>, y: &mut [f64]) {
+    match (act, b) {
+        (None, None) => {}
+        (Some(u), None) => u.apply_in_place(y),
+        (None, Some(b)) => simd(|| {
+            if !b.is_empty() {
+                for row in y.chunks_exact_mut(b.len()) {
+                    row.iter_mut().zip(b).for_each(|(v, &bb)| *v += bb);
+                }
+            }
+        }),
+        (Some(op), Some(b)) => simd(|| {
+            if !b.is_empty() {
+                specialise!(op, u => {
+                    for row in y.chunks_exact_mut(b.len()) {
+                        row.iter_mut().zip(b).for_each(|(v, &bb)| *v = u.eval(*v + bb));
+                    }
+                })
+            }
+        }),
+    }
+}
+
+/// `g = g ∘ f'` with `f'` taken from the activation output `y` (the backward epilogue of a
+/// fused dense layer; `g` starts as the layer's output cotangent or tangent).
+pub(crate) fn mul_deriv_from_output(act: Unary, y: &[f64], g: &mut [f64]) {
+    simd(|| match act {
+        Unary::Tanh => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= 1.0 - y * y),
+        Unary::Sigmoid => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= y * (1.0 - y)),
+        _ => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= deriv_from_output(act, y)),
+    })
+}
+
+impl Unary {
+    /// Whether `f'(x)` is a function of `y = f(x)` alone, with the same formula as `deriv`
+    /// (so fusing the op keeps derivatives bit-identical).
+    pub(crate) fn deriv_needs_only_output(self) -> bool {
+        matches!(self, Unary::Tanh | Unary::Sigmoid | Unary::Relu)
+    }
+
+    /// `y = f(x)` in place over a slice (used by fused instructions).
+    pub(crate) fn apply_in_place(self, y: &mut [f64]) {
+        simd(|| specialise!(self, u => y.iter_mut().for_each(|v| *v = u.eval(*v))))
+    }
 }
 
 /// Elementwise binary ops.
@@ -244,27 +323,104 @@ fn broadcast(op: &'static str, sa: &[usize], sb: &[usize]) -> Result<(Vec<usize>
     Err(err())
 }
 
+/// `f(dst, p, q)` over a full `rows × cols` destination `dst` and full operand `p`, with `q`
+/// at strides `qs` (full, row vector, scalar or column). The contiguous cases are plain zips,
+/// so they vectorise; the column case falls back to indexing.
+#[inline(always)]
+fn zip_full(
+    rows: usize,
+    cols: usize,
+    dst: &mut [f64],
+    p: &[f64],
+    q: &[f64],
+    qs: (usize, usize),
+    f: impl Fn(&mut f64, f64, f64),
+) {
+    if dst.is_empty() {
+        return;
+    }
+    if qs == (cols, 1) {
+        dst.iter_mut().zip(p).zip(q).for_each(|((d, &p), &q)| f(d, p, q));
+    } else if qs == (0, 1) {
+        for (dr, pr) in dst.chunks_exact_mut(cols).zip(p.chunks_exact(cols)) {
+            dr.iter_mut().zip(pr).zip(q).for_each(|((d, &p), &q)| f(d, p, q));
+        }
+    } else if qs == (0, 0) {
+        let q = q[0];
+        dst.iter_mut().zip(p).for_each(|(d, &p)| f(d, p, q));
+    } else {
+        for r in 0..rows {
+            let (dr, pr) = (&mut dst[r * cols..][..cols], &p[r * cols..][..cols]);
+            for c in 0..cols {
+                f(&mut dr[c], pr[c], q[r * qs.0 + c * qs.1]);
+            }
+        }
+    }
+}
+
+const fn is_full(g: &Geom, s: (usize, usize)) -> bool {
+    s.0 == g.cols && s.1 == 1
+}
+
 pub(crate) fn binary_fwd(op: Binary, g: &Geom, a: &[f64], b: &[f64], y: &mut [f64]) {
-    match op {
-        Binary::Add => g.for_each(|i, ia, ib| y[i] = a[ia] + b[ib]),
-        Binary::Sub => g.for_each(|i, ia, ib| y[i] = a[ia] - b[ib]),
-        Binary::Mul => g.for_each(|i, ia, ib| y[i] = a[ia] * b[ib]),
-        Binary::Div => g.for_each(|i, ia, ib| y[i] = a[ia] / b[ib]),
-    }
+    let (r, c) = (g.rows, g.cols);
+    simd(|| {
+        // One operand is always full (see `broadcast`); put it first.
+        if is_full(g, g.a) {
+            match op {
+                Binary::Add => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a + b),
+                Binary::Sub => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a - b),
+                Binary::Mul => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a * b),
+                Binary::Div => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a / b),
+            }
+        } else {
+            match op {
+                Binary::Add => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a + b),
+                Binary::Sub => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a - b),
+                Binary::Mul => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a * b),
+                Binary::Div => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a / b),
+            }
+        }
+    })
 }
 
-/// Accumulates the cotangent of the left operand.
-pub(crate) fn binary_vjp_a(op: Binary, g: &Geom, b: &[f64], w: &[f64], ca: &mut [f64]) {
-    match op {
-        Binary::Add | Binary::Sub => g.for_each(|i, ia, _| ca[ia] += w[i]),
-        Binary::Mul => g.for_each(|i, ia, ib| ca[ia] += w[i] * b[ib]),
-        Binary::Div => g.for_each(|i, ia, ib| ca[ia] += w[i] / b[ib]),
-    }
+/// The cotangent of the left operand: `ca (+)= …` (`add == false`: overwrite, see
+/// `unary_vjp`).
+pub(crate) fn binary_vjp_a(op: Binary, add: bool, g: &Geom, b: &[f64], w: &[f64], ca: &mut [f64]) {
+    let (r, c) = (g.rows, g.cols);
+    simd(|| {
+        if is_full(g, g.a) {
+            // Same element order as `ca`: contiguous, and overwriting is free.
+            let ws = (c, 1);
+            match (op, add) {
+                (Binary::Add | Binary::Sub, true) => {
+                    zip_full(r, c, ca, w, w, ws, |d, w, _| *d += w)
+                }
+                (Binary::Add | Binary::Sub, false) => ca.copy_from_slice(w),
+                (Binary::Mul, true) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d += w * b),
+                (Binary::Mul, false) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d = w * b),
+                (Binary::Div, true) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d += w / b),
+                (Binary::Div, false) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d = w / b),
+            }
+            return;
+        }
+        // Broadcast operand: a reduction over the broadcast axis.
+        if !add {
+            ca.fill(0.0);
+        }
+        match op {
+            Binary::Add | Binary::Sub => g.for_each(|i, ia, _| ca[ia] += w[i]),
+            Binary::Mul => g.for_each(|i, ia, ib| ca[ia] += w[i] * b[ib]),
+            Binary::Div => g.for_each(|i, ia, ib| ca[ia] += w[i] / b[ib]),
+        }
+    })
 }
 
-/// Accumulates the cotangent of the right operand (`y` is the op's output).
+/// The cotangent of the right operand (`y` is the op's output), `cb (+)= …`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn binary_vjp_b(
     op: Binary,
+    add: bool,
     g: &Geom,
     a: &[f64],
     b: &[f64],
@@ -272,13 +428,42 @@ pub(crate) fn binary_vjp_b(
     w: &[f64],
     cb: &mut [f64],
 ) {
-    match op {
-        Binary::Add => g.for_each(|i, _, ib| cb[ib] += w[i]),
-        Binary::Sub => g.for_each(|i, _, ib| cb[ib] -= w[i]),
-        Binary::Mul => g.for_each(|i, ia, ib| cb[ib] += w[i] * a[ia]),
-        // ∂(a/b)/∂b = -a/b² = -y/b: reuses the quotient instead of squaring b.
-        Binary::Div => g.for_each(|i, _, ib| cb[ib] -= w[i] * y[i] / b[ib]),
-    }
+    let (r, c) = (g.rows, g.cols);
+    simd(|| {
+        if is_full(g, g.b) {
+            let ws = (c, 1);
+            match (op, add) {
+                (Binary::Add, true) => zip_full(r, c, cb, w, w, ws, |d, w, _| *d += w),
+                (Binary::Add, false) => cb.copy_from_slice(w),
+                (Binary::Sub, true) => zip_full(r, c, cb, w, w, ws, |d, w, _| *d -= w),
+                (Binary::Sub, false) => zip_full(r, c, cb, w, w, ws, |d, w, _| *d = -w),
+                (Binary::Mul, true) => zip_full(r, c, cb, w, a, g.a, |d, w, a| *d += w * a),
+                (Binary::Mul, false) => zip_full(r, c, cb, w, a, g.a, |d, w, a| *d = w * a),
+                // ∂(a/b)/∂b = -a/b² = -y/b: reuses the quotient instead of squaring b (b and
+                // y are both full here).
+                (Binary::Div, true) => cb
+                    .iter_mut()
+                    .zip(w)
+                    .zip(y.iter().zip(b))
+                    .for_each(|((d, &w), (&y, &b))| *d -= w * y / b),
+                (Binary::Div, false) => cb
+                    .iter_mut()
+                    .zip(w)
+                    .zip(y.iter().zip(b))
+                    .for_each(|((d, &w), (&y, &b))| *d = -(w * y / b)),
+            }
+            return;
+        }
+        if !add {
+            cb.fill(0.0);
+        }
+        match op {
+            Binary::Add => g.for_each(|i, _, ib| cb[ib] += w[i]),
+            Binary::Sub => g.for_each(|i, _, ib| cb[ib] -= w[i]),
+            Binary::Mul => g.for_each(|i, ia, ib| cb[ib] += w[i] * a[ia]),
+            Binary::Div => g.for_each(|i, _, ib| cb[ib] -= w[i] * y[i] / b[ib]),
+        }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

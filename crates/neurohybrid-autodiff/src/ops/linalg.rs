@@ -8,6 +8,7 @@ use crate::Csr;
 use crate::error::{AutodiffError, Result};
 use crate::graph::{Graph, Var};
 use crate::ops::Op;
+use crate::ops::vmath::simd;
 
 // Dense products always go through faer. Measured on the 2-core dev machine (best of 30×200
 // replays, release profile, forward / VJP of one matmul node):
@@ -35,6 +36,10 @@ fn view_mut(s: &mut [f64], rows: usize, cols: usize) -> MatMut<'_, f64> {
     MatMut::from_row_major_slice_mut(s, rows, cols)
 }
 
+fn accum(add: bool) -> Accum {
+    if add { Accum::Add } else { Accum::Replace }
+}
+
 /// `c (=|+=) a · b` with `a: [m,k]`, `b: [k,n]`, `c: [m,n]`, all row-major.
 pub(crate) fn gemm_nn(
     add: bool,
@@ -45,23 +50,121 @@ pub(crate) fn gemm_nn(
     k: usize,
     n: usize,
 ) {
-    let beta = if add { Accum::Add } else { Accum::Replace };
+    if small(m, k, n) {
+        return simd(|| nn_hand(add, a, b, c, k, n));
+    }
     let dst = view_mut(c, m, n);
-    faer::linalg::matmul::matmul(dst, beta, view(a, m, k), view(b, k, n), 1.0, Par::Seq);
+    faer::linalg::matmul::matmul(dst, accum(add), view(a, m, k), view(b, k, n), 1.0, Par::Seq);
 }
 
-/// `c += a · bᵀ` with `a: [m,n]`, `b: [k,n]`, `c: [m,k]` (the `∂A` of a matmul).
-pub(crate) fn gemm_nt_add(a: &[f64], b: &[f64], c: &mut [f64], m: usize, n: usize, k: usize) {
+/// `c (=|+=) a · bᵀ` with `a: [m,n]`, `b: [k,n]`, `c: [m,k]` (the `∂A` of a matmul).
+pub(crate) fn gemm_nt(
+    add: bool,
+    a: &[f64],
+    b: &[f64],
+    c: &mut [f64],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    if small(m, k, n) {
+        return simd(|| nt_hand(add, a, b, c, n, k));
+    }
     let dst = view_mut(c, m, k);
     let bt = view(b, k, n).transpose();
-    faer::linalg::matmul::matmul(dst, Accum::Add, view(a, m, n), bt, 1.0, Par::Seq);
+    faer::linalg::matmul::matmul(dst, accum(add), view(a, m, n), bt, 1.0, Par::Seq);
 }
 
-/// `c += aᵀ · b` with `a: [m,k]`, `b: [m,n]`, `c: [k,n]` (the `∂B` of a matmul).
-pub(crate) fn gemm_tn_add(a: &[f64], b: &[f64], c: &mut [f64], m: usize, k: usize, n: usize) {
+/// `c (=|+=) aᵀ · b` with `a: [m,k]`, `b: [m,n]`, `c: [k,n]` (the `∂B` of a matmul).
+pub(crate) fn gemm_tn(
+    add: bool,
+    a: &[f64],
+    b: &[f64],
+    c: &mut [f64],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    if small(m, k, n) {
+        return simd(|| tn_hand(add, a, b, c, k, n));
+    }
     let dst = view_mut(c, k, n);
     let at = view(a, m, k).transpose();
-    faer::linalg::matmul::matmul(dst, Accum::Add, at, view(b, m, n), 1.0, Par::Seq);
+    faer::linalg::matmul::matmul(dst, accum(add), at, view(b, m, n), 1.0, Par::Seq);
+}
+
+/// Products with at most this many multiply-adds run in the hand loops below (under the
+/// runtime AVX2 dispatch); larger ones go to faer. See the measurements at the top.
+const SMALL_MADDS: usize = 1024;
+
+fn small(m: usize, k: usize, n: usize) -> bool {
+    m.saturating_mul(k).saturating_mul(n) <= SMALL_MADDS
+}
+
+/// `c[i,:] (=|+=) Σ_p a[i,p] b[p,:]`: axpys over contiguous rows (vectorise over `n`).
+#[inline(always)]
+fn nn_hand(add: bool, a: &[f64], b: &[f64], c: &mut [f64], k: usize, n: usize) {
+    if n == 0 {
+        return;
+    }
+    for (i, crow) in c.chunks_exact_mut(n).enumerate() {
+        if !add {
+            crow.fill(0.0);
+        }
+        for (p, &aip) in a[i * k..][..k].iter().enumerate() {
+            crow.iter_mut().zip(&b[p * n..][..n]).for_each(|(c, &b)| *c += aip * b);
+        }
+    }
+}
+
+/// `c[i,p] (=|+=) ⟨a[i,:], b[p,:]⟩`: dot products of contiguous rows, with 4 independent
+/// partial sums so the reduction vectorises (a fixed order: results do not depend on the
+/// lane width).
+#[inline(always)]
+fn nt_hand(add: bool, a: &[f64], b: &[f64], c: &mut [f64], n: usize, k: usize) {
+    if k == 0 {
+        return;
+    }
+    for (i, crow) in c.chunks_exact_mut(k).enumerate() {
+        let arow = &a[i * n..][..n];
+        for (p, cv) in crow.iter_mut().enumerate() {
+            let d = dot4(arow, &b[p * n..][..n]);
+            *cv = if add { *cv + d } else { d };
+        }
+    }
+}
+
+#[inline(always)]
+fn dot4(x: &[f64], y: &[f64]) -> f64 {
+    let (xc, xr) = x.as_chunks::<4>();
+    let (yc, yr) = y.as_chunks::<4>();
+    let mut acc = [0.0; 4];
+    for (xa, ya) in xc.iter().zip(yc) {
+        for l in 0..4 {
+            acc[l] += xa[l] * ya[l];
+        }
+    }
+    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (&p, &q) in xr.iter().zip(yr) {
+        s += p * q;
+    }
+    s
+}
+
+/// `c[p,:] (=|+=) Σ_i a[i,p] b[i,:]`: axpys over contiguous rows.
+#[inline(always)]
+fn tn_hand(add: bool, a: &[f64], b: &[f64], c: &mut [f64], k: usize, n: usize) {
+    if !add {
+        c.fill(0.0);
+    }
+    if n == 0 || k == 0 {
+        return;
+    }
+    for (arow, brow) in a.chunks_exact(k).zip(b.chunks_exact(n)) {
+        for (crow, &aip) in c.chunks_exact_mut(n).zip(arow) {
+            crow.iter_mut().zip(brow).for_each(|(c, &b)| *c += aip * b);
+        }
+    }
 }
 
 /// `y (=|+=) A · x` for CSR `A` (`offsets`, `cols`, `vals`) and `x: [ncols, k]`.
@@ -213,7 +316,16 @@ mod tests {
     /// The row-major views, transposes and accumulation modes are wired correctly.
     #[test]
     fn products_match_a_naive_loop() {
-        for &(m, k, n) in &[(3, 4, 5), (1, 1, 1), (20, 2, 50), (100, 97, 99)] {
+        for &(m, k, n) in &[
+            (3, 4, 5),
+            (1, 1, 1),
+            (1, 2, 16),
+            (1, 16, 2),
+            (7, 0, 3),
+            (20, 2, 50),
+            (20, 50, 50),
+            (100, 97, 99),
+        ] {
             let a: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
             let b: Vec<f64> = (0..k * n).map(|i| ((i * 5) % 13) as f64 - 6.0).collect();
             let mut c = vec![1.0; m * n];
@@ -223,12 +335,18 @@ mod tests {
             let w: Vec<f64> = (0..m * n).map(|i| ((i * 3) % 7) as f64 - 3.0).collect();
             let bt: Vec<f64> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
             let at: Vec<f64> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
-            let mut da = vec![0.0; m * k];
-            gemm_nt_add(&w, &b, &mut da, m, n, k);
-            assert_eq!(da, naive(&w, &bt, m, n, k));
-            let mut db = vec![0.0; k * n];
-            gemm_tn_add(&a, &w, &mut db, m, k, n);
-            assert_eq!(db, naive(&at, &w, k, m, n));
+            // Small integers: every summation order is exact, so hand loops and faer agree.
+            for add in [false, true] {
+                let mut da = vec![if add { 0.0 } else { 7.0 }; m * k];
+                gemm_nt(add, &w, &b, &mut da, m, n, k);
+                assert_eq!(da, naive(&w, &bt, m, n, k));
+                let mut db = vec![if add { 0.0 } else { -3.0 }; k * n];
+                gemm_tn(add, &a, &w, &mut db, m, k, n);
+                assert_eq!(db, naive(&at, &w, k, m, n));
+            }
+            let mut c2 = naive(&a, &b, m, k, n);
+            gemm_nn(true, &a, &b, &mut c2, m, k, n);
+            assert_eq!(c2, naive(&a, &b, m, k, n).iter().map(|v| 2.0 * v).collect::<Vec<_>>());
         }
     }
 }

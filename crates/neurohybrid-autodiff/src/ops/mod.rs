@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 pub(crate) mod custom;
 pub(crate) mod elementwise;
+pub(crate) mod fused;
 pub(crate) mod index;
 pub(crate) mod linalg;
 pub(crate) mod reduce;
+pub(crate) mod vmath;
 
 use crate::Csr;
 use custom::CustomOp;
@@ -31,6 +33,17 @@ pub(crate) enum Op {
     MatMul {
         a: usize,
         b: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+    },
+    /// Fused dense layer `act(x · W + b)` (`x: [m,k]`, `W: [k,n]`, `b: [n]`), made only by
+    /// the compile-time peephole pass (`fused.rs`).
+    Dense {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+        act: Option<Unary>,
         m: usize,
         k: usize,
         n: usize,
@@ -81,7 +94,8 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    /// Calls `f` on every operand (with repetition).
+    /// Calls `f` on every operand (with repetition), in the order the VJP kernels write their
+    /// cotangents (`TNode::first` is indexed by this order).
     pub(crate) fn for_each_operand(&self, mut f: impl FnMut(usize)) {
         match self {
             Op::Input(_) | Op::Constant(_) => {}
@@ -102,6 +116,13 @@ impl Op {
                 f(*values);
                 f(*x);
             }
+            Op::Dense { x, w, b, .. } => {
+                f(*x);
+                f(*w);
+                if let Some(b) = b {
+                    f(*b);
+                }
+            }
             Op::Concat(args) | Op::Custom { args, .. } => args.iter().copied().for_each(f),
         }
     }
@@ -117,6 +138,15 @@ impl Op {
             Op::MatMul { a, b, m: rows, k, n } => {
                 Op::MatMul { a: m(a), b: m(b), m: *rows, k: *k, n: *n }
             }
+            Op::Dense { x, w, b, act, m: rows, k, n } => Op::Dense {
+                x: m(x),
+                w: m(w),
+                b: b.as_ref().map(m),
+                act: *act,
+                m: *rows,
+                k: *k,
+                n: *n,
+            },
             Op::Spmv { mat, x, k } => Op::Spmv { mat: mat.clone(), x: m(x), k: *k },
             Op::SpmvValues { pattern, values, x, k } => {
                 Op::SpmvValues { pattern: pattern.clone(), values: m(values), x: m(x), k: *k }
@@ -146,6 +176,10 @@ impl Op {
             Op::Unary(u, _) => u.name(),
             Op::Binary(b, ..) => b.name(),
             Op::MatMul { .. } => "matmul",
+            Op::Dense { act: None, .. } => "dense",
+            Op::Dense { act: Some(Unary::Tanh), .. } => "dense_tanh",
+            Op::Dense { act: Some(Unary::Sigmoid), .. } => "dense_sigmoid",
+            Op::Dense { act: Some(_), .. } => "dense_relu",
             Op::Spmv { .. } => "spmv",
             Op::SpmvValues { .. } => "spmv_values",
             Op::Sum(_) => "sum",

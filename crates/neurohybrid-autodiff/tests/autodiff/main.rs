@@ -3,6 +3,7 @@
 
 mod api;
 mod dfdx_oracle;
+mod fused;
 mod ops;
 
 use neurohybrid_autodiff::check::{check_jvp_vjp_dot, check_vjp};
