@@ -44,8 +44,10 @@
 
 mod methods;
 mod rk;
+mod step_vjp;
 pub mod tableau;
 
 pub use methods::{Bosh3, Dopri5, Euler, ExplicitRk, Heun, Rk4, Tsit5};
 pub use rk::RkState;
+pub use step_vjp::RkVjpWork;
 pub use tableau::ButcherTableau;

@@ -1,5 +1,6 @@
 //! The crate's error type: misuse detected before a solve starts.
 
+use crate::stats::Status;
 use neurohybrid_system::SystemError;
 
 /// Why a solve (or a query on its solution) was refused. A run that starts and then fails is
@@ -92,6 +93,29 @@ pub enum SolveError {
         t: f64,
         /// Why not.
         reason: &'static str,
+    },
+    /// A sensitivity method cannot handle this request (e.g. `SaveAt::Steps` for a loss, a
+    /// non-finite loss).
+    #[error("sensitivity method {method}: {reason}")]
+    SensitivityUnsupported {
+        /// The method's name.
+        method: String,
+        /// What it cannot do.
+        reason: &'static str,
+    },
+    /// The forward solve of a gradient computation did not reach the end of its span.
+    #[error("the forward solve of a gradient ended with {status:?}")]
+    ForwardSolveFailed {
+        /// How the forward solve ended.
+        status: Status,
+    },
+    /// A step recomputed from a checkpoint (discrete adjoint) could not be computed again.
+    #[error("recomputing step #{step} at t = {t} from a checkpoint failed")]
+    ReplayFailed {
+        /// Index of the step among the accepted steps.
+        step: usize,
+        /// Start time of the step.
+        t: f64,
     },
     /// An error from the system layer.
     #[error(transparent)]

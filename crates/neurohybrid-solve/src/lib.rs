@@ -88,6 +88,7 @@ mod dense;
 mod error;
 mod problem;
 mod save;
+pub mod sensitivity;
 mod solution;
 mod solve;
 mod stats;

@@ -143,7 +143,7 @@ where
     Ok(out.finish(t, state.y(), status, stats))
 }
 
-fn initial_step<S, St, C>(
+pub(crate) fn initial_step<S, St, C>(
     problem: &Problem<S>,
     stepper: &St,
     controller: &C,
@@ -178,7 +178,7 @@ where
     controller.initial_step(&input, &mut rhs).min(controller.h_max()).min((t1 - t0).abs())
 }
 
-fn validate<S, St, C>(
+pub(crate) fn validate<S, St, C>(
     problem: &Problem<S>,
     stepper: &St,
     controller: &C,

@@ -1,0 +1,326 @@
+//! [`ForwardSensitivity`]: the sensitivity equations integrated with the state.
+
+use super::{Gradient, Loss, MemoryReport, Sensitivity, loss_cotangents, save_times};
+use crate::controller::StepSizeController;
+use crate::error::{Result, SolveError};
+use crate::problem::Problem;
+use crate::save::SaveAt;
+use crate::solution::Solution;
+use crate::solve::solve;
+use crate::stats::Stats;
+use crate::stepper::Stepper;
+use neurohybrid_system::{Jvp, OdeSystem};
+
+/// Forward (tangent) sensitivities: for every requested direction `θ_j` (a parameter or an
+/// initial-state component) integrate `S_j = ∂y/∂θ_j` with
+/// `S_j' = ∂f/∂y · S_j + ∂f/∂θ_j` (one [`Jvp`] per column), `S_j(t0) = ∂y0/∂θ_j`, and at an
+/// impulse `S_j ← ∂M/∂y · S_j + ∂M/∂θ_j` ([`crate::Impulse::jvp`]). Then
+/// `∂L/∂θ_j = Σ_k (∂L/∂y(t_k)) · S_j(t_k)`.
+///
+/// **Augmented system, not step-synchronous.** The columns are appended to the state
+/// ([`SensitivitySystem`], `n·(1 + c)` components) and the augmented system is solved by the
+/// given stepper and controller. So any stepper works unchanged, dense output gives the
+/// sensitivities at save times inside steps, and the controller's error norm covers the
+/// sensitivities too — their local error is controlled like the state's (CVODES's
+/// `errconS = true`; Hindmarsh et al. 2005, ACM TOMS 31). A step-synchronous scheme that
+/// reuses the state's step sizes would be cheaper per step, but its sensitivity error is then
+/// unchecked, which on a reaction–diffusion front is where it is largest. The price: the
+/// augmented steps may be somewhat smaller than the state's alone, and the cost grows
+/// linearly in the number of columns — the method for a few parameters.
+///
+/// Use a scalar `atol` (or per-component tolerances for all `n·(1 + c)` components); the
+/// columns are in units of `y` per unit of `θ_j`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ForwardSensitivity {
+    /// Parameters to differentiate w.r.t.; `None` = all.
+    pub params: Option<Vec<usize>>,
+    /// Also compute `∂L/∂y0` (`n` more columns).
+    pub wrt_y0: bool,
+}
+
+impl ForwardSensitivity {
+    /// All parameters and the initial state.
+    pub fn all() -> Self {
+        Self { params: None, wrt_y0: true }
+    }
+
+    /// All parameters, not the initial state (`Gradient::dl_dy0` stays empty).
+    pub fn params() -> Self {
+        Self { params: None, wrt_y0: false }
+    }
+
+    /// Only the listed parameters (the others' entries of `dl_dp` are NaN).
+    pub fn params_subset(params: Vec<usize>) -> Self {
+        Self { params: Some(params), wrt_y0: false }
+    }
+
+    /// Also compute `∂L/∂y0`.
+    pub fn with_y0(mut self) -> Self {
+        self.wrt_y0 = true;
+        self
+    }
+
+    fn columns(&self, n: usize, m: usize) -> Result<Vec<Column>> {
+        let mut cols: Vec<Column> = match &self.params {
+            None => (0..m).map(Column::Param).collect(),
+            Some(ps) => {
+                if let Some(&bad) = ps.iter().find(|&&j| j >= m) {
+                    return Err(SolveError::LengthMismatch {
+                        what: "sensitivity parameter index (expected < n_params)",
+                        expected: m,
+                        found: bad,
+                    });
+                }
+                ps.iter().copied().map(Column::Param).collect()
+            }
+        };
+        if self.wrt_y0 {
+            cols.extend((0..n).map(Column::InitialState));
+        }
+        Ok(cols)
+    }
+}
+
+/// What a sensitivity column differentiates w.r.t.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// Parameter `p_j`.
+    Param(usize),
+    /// Initial-state component `y0_i`.
+    InitialState(usize),
+}
+
+/// The state augmented with sensitivity columns, `[y; S_1; …; S_c]`, as an [`OdeSystem`]:
+/// `f_aug = [f(t, y, p); J S_1 + ∂f/∂θ_1; …]`. Parameter tangents are unit vectors prepared at
+/// construction, so `rhs` does not allocate.
+pub struct SensitivitySystem<'a, S: ?Sized> {
+    system: &'a S,
+    n: usize,
+    cols: Vec<Column>,
+    /// `v_p` per column: `e_j` for `Param(j)`, empty for `InitialState`.
+    v_p: Vec<Vec<f64>>,
+}
+
+impl<S: ?Sized> std::fmt::Debug for SensitivitySystem<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SensitivitySystem")
+            .field("n", &self.n)
+            .field("cols", &self.cols)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, S: Jvp + ?Sized> SensitivitySystem<'a, S> {
+    /// Augment `system` with the given columns.
+    pub fn new(system: &'a S, cols: Vec<Column>) -> Self {
+        let m = system.n_params();
+        let v_p = cols
+            .iter()
+            .map(|c| match *c {
+                Column::Param(j) => {
+                    let mut e = vec![0.0; m];
+                    e[j] = 1.0;
+                    e
+                }
+                Column::InitialState(_) => Vec::new(),
+            })
+            .collect();
+        Self { system, n: system.n_states(), cols, v_p }
+    }
+
+    /// The columns.
+    pub fn columns(&self) -> &[Column] {
+        &self.cols
+    }
+
+    /// The augmented initial state `[y0; S_1(t0); …]`.
+    pub fn initial_state(&self, y0: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        let mut z = vec![0.0; n * (1 + self.cols.len())];
+        z[..n].copy_from_slice(y0);
+        for (c, col) in self.cols.iter().enumerate() {
+            if let Column::InitialState(i) = *col {
+                z[n * (1 + c) + i] = 1.0;
+            }
+        }
+        z
+    }
+}
+
+impl<S: Jvp + ?Sized> OdeSystem for SensitivitySystem<'_, S> {
+    fn n_states(&self) -> usize {
+        self.n * (1 + self.cols.len())
+    }
+    fn n_params(&self) -> usize {
+        self.system.n_params()
+    }
+    fn rhs(&self, t: f64, z: &[f64], p: &[f64], dz: &mut [f64]) {
+        let n = self.n;
+        let (y, s) = z.split_at(n);
+        let (dy, ds) = dz.split_at_mut(n);
+        self.system.rhs(t, y, p, dy);
+        for ((sc, dsc), vp) in s.chunks_exact(n).zip(ds.chunks_exact_mut(n)).zip(&self.v_p) {
+            self.system.jvp(t, y, p, sc, vp, dsc);
+        }
+    }
+}
+
+const NAME: &str = "forward sensitivity";
+
+impl<S, St, C> Sensitivity<S, St, C> for ForwardSensitivity
+where
+    S: Jvp,
+    St: for<'a> Stepper<SensitivitySystem<'a, S>>,
+    C: StepSizeController,
+{
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn gradient(
+        &self,
+        problem: &Problem<S>,
+        stepper: &St,
+        controller: &C,
+        save_at: &SaveAt,
+        loss: &dyn Loss,
+    ) -> Result<Gradient> {
+        let save_ts = save_times(NAME, problem, save_at)?;
+        let sys = problem.system();
+        let (n, m) = (sys.n_states(), sys.n_params());
+        if problem.y0().len() != n {
+            return Err(SolveError::LengthMismatch {
+                what: "y0",
+                expected: n,
+                found: problem.y0().len(),
+            });
+        }
+        let cols = self.columns(n, m)?;
+        let aug = SensitivitySystem::new(sys, cols.clone());
+        let na = aug.n_states();
+        let p = problem.params();
+        let v_p = aug.v_p.clone();
+        let mut z = aug.initial_state(problem.y0());
+        let (t0, t1) = problem.t_span();
+        let mut seg = Problem::new(aug, z.clone(), p.to_vec(), (t0, t1));
+        let dir = (t1 - t0).signum();
+
+        // Solve piecewise between impulses: an impulse maps the augmented state by
+        // `(M(y), ∂M/∂y S + ∂M/∂θ)`, which needs `Impulse::jvp`, not a map of the augmented
+        // state with derivatives of its own.
+        let impulses = problem.impulses_in_span();
+        let mut ts_out = Vec::with_capacity(save_ts.len());
+        let mut zs_out: Vec<f64> = Vec::with_capacity(save_ts.len() * na);
+        let mut stats = Stats::default();
+        let mut next_save = 0;
+        let mut seg_start = t0;
+        let mut k = 0;
+        let mut znew = vec![0.0; na];
+        loop {
+            let seg_end = impulses.get(k).map_or(t1, |i| i.t);
+            let last = k >= impulses.len();
+            // Saves in [seg_start, seg_end) — or up to t1 inclusive on the last segment.
+            let lo = next_save;
+            while let Some(&s) = save_ts.get(next_save) {
+                let inside = if last { dir * (s - t1) <= 0.0 } else { dir * (s - seg_end) < 0.0 };
+                if !inside {
+                    break;
+                }
+                next_save += 1;
+            }
+            if seg_end != seg_start {
+                seg.set_t_span((seg_start, seg_end));
+                seg.y0_mut().copy_from_slice(&z);
+                let sol = solve(
+                    &seg,
+                    stepper,
+                    controller,
+                    &SaveAt::Times(
+                        save_ts[lo..next_save].iter().copied().chain([seg_end]).collect(),
+                    ),
+                )?;
+                add_stats(&mut stats, sol.stats());
+                if !sol.is_success() {
+                    return Err(SolveError::ForwardSolveFailed { status: sol.status() });
+                }
+                ts_out.extend_from_slice(&sol.ts()[..next_save - lo]);
+                zs_out.extend_from_slice(&sol.ys()[..(next_save - lo) * na]);
+                z.copy_from_slice(sol.last().expect("the segment end is saved"));
+            } else {
+                for &s in &save_ts[lo..next_save] {
+                    ts_out.push(s);
+                    zs_out.extend_from_slice(&z);
+                }
+            }
+            if last {
+                break;
+            }
+            // Apply every impulse at this time, in order.
+            while let Some(imp) = impulses.get(k).filter(|i| i.t == seg_end) {
+                let (y, s) = z.split_at(n);
+                let (ynew, snew) = znew.split_at_mut(n);
+                imp.map.apply(imp.t, y, p, ynew);
+                for ((sc, dsc), vp) in s.chunks_exact(n).zip(snew.chunks_exact_mut(n)).zip(&v_p) {
+                    imp.map.jvp(imp.t, y, p, sc, vp, dsc);
+                }
+                std::mem::swap(&mut z, &mut znew);
+                stats.impulses += 1;
+                k += 1;
+            }
+            seg_start = seg_end;
+        }
+
+        // Split the augmented output into the state's solution and the sensitivities.
+        let ks = ts_out.len();
+        let mut ys = Vec::with_capacity(ks * n);
+        for zk in zs_out.chunks_exact(na) {
+            ys.extend_from_slice(&zk[..n]);
+        }
+        let jvps = stats.rhs_evals * cols.len();
+        let solution = Solution {
+            n,
+            ts: ts_out,
+            ys,
+            status: crate::stats::Status::Success,
+            stats,
+            dense: None,
+        };
+        let (value, cot) = loss_cotangents(NAME, loss, &solution)?;
+        let mut dl_dp = vec![f64::NAN; m];
+        let mut dl_dy0 = if self.wrt_y0 { vec![0.0; n] } else { Vec::new() };
+        for (c, col) in cols.iter().enumerate() {
+            let mut g = 0.0;
+            for (kk, zk) in zs_out.chunks_exact(na).enumerate() {
+                let sc = &zk[n * (1 + c)..n * (2 + c)];
+                let ck = &cot[kk * n..(kk + 1) * n];
+                g += sc.iter().zip(ck).map(|(a, b)| a * b).sum::<f64>();
+            }
+            match *col {
+                Column::Param(j) => dl_dp[j] = g,
+                Column::InitialState(i) => dl_dy0[i] = g,
+            }
+        }
+        let reverse_stats = Stats { jvp_evals: jvps, ..Stats::default() };
+        let memory = MemoryReport {
+            n_states: n,
+            steps: solution.stats.accepted_steps,
+            peak_stored_states: cols.len(),
+            store_all_states: solution.stats.accepted_steps + 1,
+            recomputed_steps: 0,
+        };
+        Ok(Gradient { value, dl_dy0, dl_dp, solution, reverse_stats, memory })
+    }
+}
+
+fn add_stats(acc: &mut Stats, s: &Stats) {
+    acc.accepted_steps += s.accepted_steps;
+    acc.rejected_steps += s.rejected_steps;
+    acc.failed_steps += s.failed_steps;
+    acc.rhs_evals += s.rhs_evals;
+    acc.jvp_evals += s.jvp_evals;
+    acc.vjp_evals += s.vjp_evals;
+    acc.jacobian_evals += s.jacobian_evals;
+    acc.factorizations += s.factorizations;
+    acc.linear_solves += s.linear_solves;
+    acc.impulses += s.impulses;
+}

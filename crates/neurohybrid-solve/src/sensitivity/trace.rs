@@ -1,0 +1,353 @@
+//! The forward pass of a reverse-mode method: the solve loop of [`crate::solve`], with the
+//! save times made stops (like impulses) and the accepted step sequence recorded.
+//!
+//! Why a separate loop: a reverse pass needs every accepted `(t, h)`, the state at chosen step
+//! boundaries, and each loss cotangent entering at a step boundary (a save time inside a step
+//! would have to be differentiated through the dense-output polynomial, whose form differs per
+//! stepper). The loop below is `solve`'s, step for step (same controller calls, same stretch to
+//! stops, same failure handling); `tests::traced_loop_matches_solve` keeps them in sync.
+
+use crate::controller::{Decision, StepSizeController};
+use crate::error::Result;
+use crate::problem::{Problem, ScheduledImpulse};
+use crate::save::SaveAt;
+use crate::solution::Solution;
+use crate::solve::{initial_step, validate};
+use crate::stats::{Stats, Status};
+use crate::stepper::{Step, StepOutcome, StepState, Stepper};
+use neurohybrid_system::OdeSystem;
+
+/// Same constants as the solve loop.
+const MAX_CONSECUTIVE_FAILURES: usize = 10;
+const STRETCH: f64 = 1.01;
+
+/// Something that happens at a step boundary, after the step that ends there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Impulse `i` of `impulses_in_span()` fires.
+    Impulse(usize),
+    /// Save time `k` is recorded (after all impulses at this boundary).
+    Save(usize),
+}
+
+/// The accepted steps of a forward solve and what happens between them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tape {
+    /// Step boundaries: step `n` goes from `ts[n]` to `ts[n + 1]`.
+    pub ts: Vec<f64>,
+    /// Signed step sizes as passed to `Stepper::step` (`ts[n] + hs[n]` may differ from
+    /// `ts[n + 1]` by rounding when the step was stretched onto a stop).
+    pub hs: Vec<f64>,
+    /// `(boundary, event)` in the order they happen; boundary `b` is `ts[b]`.
+    pub events: Vec<(usize, Event)>,
+}
+
+impl Tape {
+    pub(crate) fn steps(&self) -> usize {
+        self.hs.len()
+    }
+
+    pub(crate) fn step(&self, n: usize) -> Step {
+        Step { t: self.ts[n], h: self.hs[n] }
+    }
+
+    /// The events at boundary `b` (a contiguous run of `events`).
+    pub(crate) fn events_at(&self, b: usize) -> &[(usize, Event)] {
+        let lo = self.events.partition_point(|e| e.0 < b);
+        let hi = self.events.partition_point(|e| e.0 <= b);
+        &self.events[lo..hi]
+    }
+}
+
+/// Result of [`traced_solve`].
+pub(crate) struct Traced<T> {
+    pub tape: Tape,
+    pub solution: Solution,
+    pub impulses: Vec<ScheduledImpulse>,
+    pub state: T,
+}
+
+/// Solve `problem` landing on every save time, calling `at_boundary(b, y_b⁺)` with the state
+/// after every step boundary (after impulses; `b = 0` is `y0`).
+pub(crate) fn traced_solve<S, St, C>(
+    problem: &Problem<S>,
+    stepper: &St,
+    controller: &C,
+    save_ts: &[f64],
+    mut at_boundary: impl FnMut(usize, &[f64]),
+) -> Result<Traced<St::State>>
+where
+    S: OdeSystem,
+    St: Stepper<S>,
+    C: StepSizeController,
+{
+    let save_at = SaveAt::Times(save_ts.to_vec());
+    validate(problem, stepper, controller, &save_at)?;
+    let sys = problem.system();
+    let p = problem.params();
+    let n = sys.n_states();
+    let (t0, t1) = problem.t_span();
+    let dir = (t1 - t0).signum();
+    let adaptive = controller.is_adaptive();
+    let h_min = controller.h_min();
+
+    let mut stats = Stats::default();
+    let mut state = stepper.init(sys, p, t0, problem.y0(), &mut stats);
+    let mut cstate = controller.init_state();
+    let mut h_mag = initial_step(problem, stepper, controller, &state, &mut stats);
+
+    let impulses = problem.impulses_in_span();
+    // Stops: impulse times and save times after t0, merged in integration order, then t1.
+    let mut stops: Vec<f64> = impulses.iter().map(|i| i.t).collect();
+    stops.extend(save_ts.iter().copied().filter(|&s| dir * (s - t0) > 0.0));
+    stops.sort_by(|a, b| (dir * a).total_cmp(&(dir * b)));
+    stops.dedup();
+    let mut next_stop = 0;
+
+    let mut tape = Tape { ts: vec![t0], ..Tape::default() };
+    let mut ts_saved = Vec::with_capacity(save_ts.len());
+    let mut ys_saved = Vec::with_capacity(save_ts.len() * n);
+    let mut next_save = 0;
+    while save_ts.get(next_save) == Some(&t0) {
+        tape.events.push((0, Event::Save(next_save)));
+        ts_saved.push(t0);
+        ys_saved.extend_from_slice(problem.y0());
+        next_save += 1;
+    }
+    at_boundary(0, problem.y0());
+    let mut next_impulse = 0;
+    let mut scratch = vec![0.0; n];
+    let mut failures = 0;
+    let mut t = t0;
+
+    let status = loop {
+        if t == t1 {
+            break Status::Success;
+        }
+        if stats.attempted_steps() >= controller.max_steps() {
+            break Status::MaxSteps { t };
+        }
+        let stop = stops.get(next_stop).copied().unwrap_or(t1);
+        let remaining = stop - t;
+        let hits = h_mag * STRETCH >= remaining.abs();
+        let h = if hits { remaining } else { dir * h_mag };
+        if !hits && (h_mag < h_min || t + h == t) {
+            break Status::StepSizeTooSmall { t };
+        }
+        let step = Step { t, h };
+
+        if let StepOutcome::Failed(failure) = stepper.step(sys, p, &mut state, step, &mut stats) {
+            stats.failed_steps += 1;
+            failures += 1;
+            let h_new = controller.after_failure(&mut cstate, h.abs());
+            if failures >= MAX_CONSECUTIVE_FAILURES || h_new < h_min || t + dir * h_new == t {
+                break failure.status(t);
+            }
+            h_mag = stepper.reject(&mut state, h_new);
+            continue;
+        }
+
+        let finite = state.y_proposed().iter().all(|v| v.is_finite());
+        let err_norm = if adaptive && finite {
+            controller.error_norm(state.error_estimate(), state.y(), state.y_proposed())
+        } else {
+            0.0
+        };
+        if !finite || !err_norm.is_finite() {
+            stats.rejected_steps += 1;
+            let h_new = controller.after_failure(&mut cstate, h.abs());
+            if !adaptive || h_new < h_min || t + dir * h_new == t {
+                break Status::NonFinite { t };
+            }
+            h_mag = stepper.reject(&mut state, h_new);
+            continue;
+        }
+
+        match controller.decide(&mut cstate, h.abs(), err_norm, stepper.control_order(&state)) {
+            Decision::Reject { h_next } => {
+                stats.rejected_steps += 1;
+                h_mag = stepper.reject(&mut state, h_next);
+            }
+            Decision::Accept { h_next } => {
+                failures = 0;
+                let t_new = if hits { stop } else { t + h };
+                stats.accepted_steps += 1;
+                h_mag = stepper.accept(sys, p, &mut state, t_new, h_next, &mut stats);
+                tape.hs.push(h);
+                tape.ts.push(t_new);
+                let b = tape.hs.len();
+                let mut fired = false;
+                while let Some(imp) = impulses.get(next_impulse).filter(|i| hits && i.t == t_new) {
+                    imp.map.apply(t_new, state.y(), p, &mut scratch);
+                    state.y_mut().copy_from_slice(&scratch);
+                    stats.impulses += 1;
+                    tape.events.push((b, Event::Impulse(next_impulse)));
+                    next_impulse += 1;
+                    fired = true;
+                }
+                if fired {
+                    stepper.restart(sys, p, &mut state, t_new, &mut stats);
+                }
+                if hits {
+                    next_stop += 1;
+                }
+                t = t_new;
+                while save_ts.get(next_save) == Some(&t) {
+                    tape.events.push((b, Event::Save(next_save)));
+                    ts_saved.push(t);
+                    ys_saved.extend_from_slice(state.y());
+                    next_save += 1;
+                }
+                at_boundary(b, state.y());
+                if fired && !state.y().iter().all(|v| v.is_finite()) {
+                    break Status::NonFinite { t };
+                }
+            }
+        }
+    };
+    let solution = Solution { n, ts: ts_saved, ys: ys_saved, status, stats, dense: None };
+    Ok(Traced { tape, solution, impulses, state })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::PiController;
+    use crate::problem::Scale;
+    use crate::solve::solve;
+    use crate::stepper::StepState;
+
+    /// Heun–Euler 2(1), enough to exercise the adaptive loop.
+    struct HeunEuler;
+    struct St {
+        y: Vec<f64>,
+        y1: Vec<f64>,
+        k0: Vec<f64>,
+        k1: Vec<f64>,
+        err: Vec<f64>,
+    }
+    impl StepState for St {
+        fn y(&self) -> &[f64] {
+            &self.y
+        }
+        fn y_mut(&mut self) -> &mut [f64] {
+            &mut self.y
+        }
+        fn y_proposed(&self) -> &[f64] {
+            &self.y1
+        }
+        fn error_estimate(&self) -> &[f64] {
+            &self.err
+        }
+    }
+    impl<S: OdeSystem> Stepper<S> for HeunEuler {
+        type State = St;
+        fn name(&self) -> &str {
+            "HeunEuler"
+        }
+        fn order(&self) -> usize {
+            2
+        }
+        fn error_order(&self) -> Option<usize> {
+            Some(1)
+        }
+        fn init(&self, s: &S, _p: &[f64], _t0: f64, y0: &[f64], _st: &mut Stats) -> St {
+            let n = s.n_states();
+            St {
+                y: y0.to_vec(),
+                y1: vec![0.0; n],
+                k0: vec![0.0; n],
+                k1: vec![0.0; n],
+                err: vec![0.0; n],
+            }
+        }
+        fn step(
+            &self,
+            s: &S,
+            p: &[f64],
+            st: &mut St,
+            step: Step,
+            stats: &mut Stats,
+        ) -> StepOutcome {
+            s.rhs(step.t, &st.y, p, &mut st.k0);
+            for i in 0..st.y.len() {
+                st.y1[i] = st.y[i] + step.h * st.k0[i];
+            }
+            s.rhs(step.t + step.h, &st.y1, p, &mut st.k1);
+            for i in 0..st.y.len() {
+                st.y1[i] = st.y[i] + 0.5 * step.h * (st.k0[i] + st.k1[i]);
+                st.err[i] = 0.5 * step.h * (st.k1[i] - st.k0[i]);
+            }
+            stats.rhs_evals += 2;
+            StepOutcome::Computed
+        }
+        fn dense(
+            &self,
+            _s: &S,
+            _p: &[f64],
+            st: &mut St,
+            step: Step,
+            c: &mut [f64],
+            _stats: &mut Stats,
+        ) {
+            crate::hermite_coefficients(&st.y, &st.k0, &st.y1, &st.k1, step.h, c);
+        }
+        fn accept(
+            &self,
+            _s: &S,
+            _p: &[f64],
+            st: &mut St,
+            _t: f64,
+            h: f64,
+            _stats: &mut Stats,
+        ) -> f64 {
+            std::mem::swap(&mut st.y, &mut st.y1);
+            h
+        }
+        fn restart(&self, _s: &S, _p: &[f64], _st: &mut St, _t: f64, _stats: &mut Stats) {}
+    }
+
+    struct Osc;
+    impl OdeSystem for Osc {
+        fn n_states(&self) -> usize {
+            2
+        }
+        fn n_params(&self) -> usize {
+            0
+        }
+        fn rhs(&self, _t: f64, y: &[f64], _p: &[f64], dy: &mut [f64]) {
+            dy[0] = y[1];
+            dy[1] = -y[0];
+        }
+    }
+
+    #[test]
+    fn traced_loop_matches_solve() {
+        let pr = Problem::new(Osc, [1.0, 0.0], [], (0.0, 7.0)).with_impulse(3.0, Scale::all(0.5));
+        let c = PiController::new(1e-6, 1e-8);
+        let sol = solve(&pr, &HeunEuler, &c, &SaveAt::Steps).unwrap();
+        let mut boundaries = Vec::new();
+        let tr = traced_solve(&pr, &HeunEuler, &c, &[7.0], |b, y| boundaries.push((b, y.to_vec())))
+            .unwrap();
+        // Without save times inside the span the step sequence is the solve loop's, bit for bit.
+        assert_eq!(tr.tape.ts, sol.ts());
+        assert_eq!(tr.solution.y(0), sol.last().unwrap());
+        assert_eq!(tr.solution.stats(), sol.stats());
+        assert_eq!(boundaries.len(), sol.len());
+        assert_eq!(boundaries[5].1, sol.y(5));
+        let b_imp = tr.tape.ts.iter().position(|&t| t == 3.0).unwrap();
+        assert_eq!(tr.tape.events_at(b_imp), &[(b_imp, Event::Impulse(0))]);
+    }
+
+    #[test]
+    fn save_times_become_stops() {
+        let pr = Problem::new(Osc, [1.0, 0.0], [], (0.0, 2.0));
+        let c = PiController::new(1e-6, 1e-8);
+        let tr = traced_solve(&pr, &HeunEuler, &c, &[0.0, 0.3, 0.3, 2.0], |_, _| {}).unwrap();
+        assert!(tr.tape.ts.contains(&0.3));
+        assert_eq!(tr.solution.ts(), &[0.0, 0.3, 0.3, 2.0]);
+        assert_eq!(tr.tape.events_at(0), &[(0, Event::Save(0))]);
+        let b = tr.tape.ts.iter().position(|&t| t == 0.3).unwrap();
+        assert_eq!(tr.tape.events_at(b), &[(b, Event::Save(1)), (b, Event::Save(2))]);
+    }
+}
