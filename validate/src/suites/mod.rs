@@ -3,6 +3,7 @@
 use crate::Case;
 
 pub mod convergence;
+pub mod stiff;
 
 /// A suite's entry point: runs every case (or the cheap subset when `fast`).
 pub type SuiteFn = fn(fast: bool) -> Vec<Case>;
@@ -11,6 +12,7 @@ pub type SuiteFn = fn(fast: bool) -> Vec<Case>;
 pub const SUITES: &[(&str, SuiteFn)] = &[
     // Suites register here, one line each: ("name", module::run),
     ("convergence", convergence::run),
+    ("stiff", stiff::run),
 ];
 
 /// Looks a suite up by name.
