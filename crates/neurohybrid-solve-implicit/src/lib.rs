@@ -56,10 +56,16 @@
 
 mod bdf;
 mod error;
+mod imex;
 mod rosenbrock;
+mod sdirk;
+pub mod tableaus;
 pub mod wmatrix;
 
 pub use bdf::{Bdf, BdfState};
 pub use error::{ImplicitError, Result};
+pub use imex::{Ark, ImexState, KenCarp4};
 pub use rosenbrock::{Rodas4, RosenbrockState, TimeDerivative};
+pub use sdirk::{DirkConfig, Esdirk4, ImplicitEuler, Kvaerno5, Sdirk, SdirkState, TrBdf2};
+pub use tableaus::{ArkTableau, DirkTableau};
 pub use wmatrix::{LinearBackend, StageSolve, Tolerances, WConfig, WMatrix};

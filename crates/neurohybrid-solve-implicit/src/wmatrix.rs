@@ -231,6 +231,8 @@ pub struct WMatrix {
     refresh_requested: bool,
     jac_age: usize,
     z0: Vec<f64>,
+    /// `hγ` of the last Newton solve: the remembered Newton rate belongs to it.
+    newton_hgamma: f64,
 }
 
 impl WMatrix {
@@ -280,6 +282,7 @@ impl WMatrix {
             refresh_requested: true,
             jac_age: 0,
             z0: vec![0.0; n],
+            newton_hgamma: f64::NAN,
         })
     }
 
@@ -512,6 +515,13 @@ impl WMatrix {
         scale: &[f64],
         stats: &mut Stats,
     ) -> std::result::Result<(usize, Option<f64>), StepFailure> {
+        // The rate remembered from the last solve was measured for the iteration matrix seen
+        // by *that* hγ; with a reused W at another hγ the contraction differs, and a stale small
+        // rate would accept a single, inexact iteration. Forget it when hγ changes.
+        if hgamma != self.newton_hgamma {
+            self.newton.reset_rate();
+            self.newton_hgamma = hgamma;
+        }
         let ratio = hgamma / self.hgamma_w;
         let c = if ratio == 1.0 { 1.0 } else { 2.0 / (1.0 + ratio) };
         let mut scaled = ScaledResidual { inner: residual, c };
