@@ -136,6 +136,7 @@ pub use checkpoint::Checkpointing;
 pub use discrete::DiscreteAdjoint;
 pub use forward::{ForwardSensitivity, SensitivitySystem};
 pub use loss::{Loss, SquaredMisfit};
+pub use trace::{FrozenSteps, step_sequence};
 
 use crate::error::{Result, SolveError};
 use crate::problem::Problem;
@@ -174,16 +175,15 @@ pub trait Sensitivity<S, St, C> {
 /// ```text
 /// (value, dl_dy0, dl_dp) = gradient(problem, stepper, controller, save_at, loss, method)
 /// ```
-pub fn gradient<S, St, C, L, M>(
+pub fn gradient<S, St, C, M>(
     problem: &Problem<S>,
     stepper: &St,
     controller: &C,
     save_at: &SaveAt,
-    loss: &L,
+    loss: &dyn Loss,
     method: &M,
 ) -> Result<Gradient>
 where
-    L: Loss,
     M: Sensitivity<S, St, C> + ?Sized,
 {
     method.gradient(problem, stepper, controller, save_at, loss)

@@ -209,6 +209,75 @@ where
     Ok(Traced { tape, solution, impulses, state })
 }
 
+/// The step boundaries `t_0 < t_1 < … < t_N` that a reverse-mode gradient's forward solve
+/// takes (save times are stops, like impulses). Replaying them with [`FrozenSteps`] solves the
+/// same discrete map, the one [`super::DiscreteAdjoint`] differentiates — what a
+/// finite-difference check of it must perturb.
+pub fn step_sequence<S, St, C>(
+    problem: &Problem<S>,
+    stepper: &St,
+    controller: &C,
+    save_at: &SaveAt,
+) -> Result<Vec<f64>>
+where
+    S: OdeSystem,
+    St: Stepper<S>,
+    C: StepSizeController,
+{
+    let save_ts = super::save_times("step sequence", problem, save_at)?;
+    let traced = traced_solve(problem, stepper, controller, &save_ts, |_, _| {})?;
+    super::require_success(&traced.solution)?;
+    Ok(traced.tape.ts)
+}
+
+/// A non-adaptive controller that replays a recorded step sequence (from [`step_sequence`]):
+/// step `n` has size `|t_{n+1} − t_n|`. For finite-difference checks of discrete adjoints and
+/// for reproducing a solve exactly under perturbed parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrozenSteps {
+    hs: Vec<f64>,
+}
+
+impl FrozenSteps {
+    /// Replay the steps between consecutive `boundaries` (at least two times).
+    pub fn new(boundaries: &[f64]) -> Self {
+        Self { hs: boundaries.windows(2).map(|w| (w[1] - w[0]).abs()).collect() }
+    }
+}
+
+impl StepSizeController for FrozenSteps {
+    type State = usize;
+    fn is_adaptive(&self) -> bool {
+        false
+    }
+    fn validate(&self, _n_states: usize) -> Result<()> {
+        match self.hs.iter().find(|h| !(h.is_finite() && **h > 0.0)) {
+            Some(&value) => Err(crate::SolveError::InvalidStepSize { name: "frozen step", value }),
+            None if self.hs.is_empty() => {
+                Err(crate::SolveError::InvalidStepSize { name: "frozen step (none)", value: 0.0 })
+            }
+            None => Ok(()),
+        }
+    }
+    fn max_steps(&self) -> usize {
+        self.hs.len()
+    }
+    fn init_state(&self) -> usize {
+        0
+    }
+    fn initial_step(&self, _input: &crate::InitialStep<'_>, _rhs: &mut crate::RhsFn<'_>) -> f64 {
+        self.hs[0]
+    }
+    fn error_norm(&self, _err: &[f64], _y: &[f64], _y_new: &[f64]) -> f64 {
+        0.0
+    }
+    fn decide(&self, n: &mut usize, _h: f64, _err: f64, _order: usize) -> Decision {
+        *n += 1;
+        // Past the recorded sequence (only if the caller changed the problem) keep the last h.
+        Decision::Accept { h_next: self.hs[(*n).min(self.hs.len() - 1)] }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
