@@ -117,6 +117,30 @@ pub enum SolveError {
         /// Start time of the step.
         t: f64,
     },
+    /// A backsolve adjoint's state, re-integrated backward, no longer matches the forward
+    /// solution: the backward problem is unstable (diffusion PDEs, stiff decay) and the
+    /// gradient would be wrong. Use an interpolating, quadrature or discrete adjoint.
+    #[error(
+        "backsolve adjoint unstable at t = {t}: the backward-reconstructed state differs from \
+         the forward solution by {reconstruction_error:e} (relative, max norm); use the \
+         interpolating, quadrature or discrete adjoint"
+    )]
+    BacksolveUnstable {
+        /// Where the mismatch was detected (a save, impulse or the initial time).
+        t: f64,
+        /// `‖y_back − y_fwd‖∞ / ‖y_fwd‖∞` there (`∞` if the state is no longer finite).
+        reconstruction_error: f64,
+    },
+    /// The backward (adjoint) solve of a continuous adjoint did not reach `t0`. For the
+    /// backsolve adjoint on a diffusion problem this is its instability (the peers' backsolve
+    /// adjoints end the same way on Fisher–KPP).
+    #[error("the backward solve of the {method} ended with {status:?}")]
+    AdjointSolveFailed {
+        /// The method's name.
+        method: String,
+        /// How the backward solve ended.
+        status: Status,
+    },
     /// An error from the system layer.
     #[error(transparent)]
     System(#[from] SystemError),

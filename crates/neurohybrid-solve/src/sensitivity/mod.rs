@@ -126,16 +126,25 @@
 //! # Ok::<(), neurohybrid_solve::SolveError>(())
 //! ```
 
+mod adjoint_system;
+mod backsolve;
 mod checkpoint;
+mod continuous;
 mod discrete;
 mod forward;
+mod interpolating;
 mod loss;
+mod quadrature;
 mod trace;
 
+pub use adjoint_system::{AdjointSystem, BacksolveSystem};
+pub use backsolve::BacksolveAdjoint;
 pub use checkpoint::Checkpointing;
 pub use discrete::DiscreteAdjoint;
 pub use forward::{ForwardSensitivity, SensitivitySystem};
+pub use interpolating::InterpolatingAdjoint;
 pub use loss::{Loss, SquaredMisfit};
+pub use quadrature::QuadratureAdjoint;
 pub use trace::{FrozenSteps, step_sequence};
 
 use crate::error::{Result, SolveError};
