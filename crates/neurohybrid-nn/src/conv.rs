@@ -86,7 +86,7 @@ impl Conv {
         if self.in_channels == 0 || self.out_channels == 0 {
             return Err(NnError::config("Conv channels", "channel counts must be positive"));
         }
-        if self.kernel % 2 == 0 {
+        if self.kernel.is_multiple_of(2) {
             return Err(NnError::config(
                 "Conv kernel",
                 format!("stencil width {} must be odd", self.kernel),

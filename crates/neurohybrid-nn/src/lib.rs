@@ -90,7 +90,7 @@ mod sequential;
 #[cfg(feature = "dfdx")]
 pub mod dfdx_adaptor;
 
-pub use activation::{Activation, erf};
+pub use activation::{Activation, erf, tanh_fast};
 pub use checkpoint::{Checkpoint, FORMAT_VERSION, Format, MAGIC};
 pub use conv::Conv;
 pub use dense::Dense;

@@ -105,7 +105,12 @@ impl Lbfgs {
         F: FnMut(&[f64], &mut [f64]) -> f64,
     {
         self.line_search.validate()?;
-        if self.memory == 0 || !(self.grad_tol >= 0.0) || !(self.f_tol >= 0.0) {
+        if self.memory == 0
+            || self.grad_tol.is_nan()
+            || self.grad_tol < 0.0
+            || self.f_tol.is_nan()
+            || self.f_tol < 0.0
+        {
             return Err(NnError::config(
                 "L-BFGS",
                 "memory must be positive, tolerances non-negative",
@@ -173,7 +178,7 @@ impl Lbfgs {
             }
             d.iter_mut().for_each(|v| *v = -*v);
             let mut slope = dot(&g, &d);
-            if !(slope < 0.0) {
+            if slope.is_nan() || slope >= 0.0 {
                 // Not a descent direction (lost positive definiteness to rounding): restart
                 // from steepest descent.
                 stored = 0;
@@ -192,7 +197,8 @@ impl Lbfgs {
                 self.line_search.search(&mut obj, x, fx, slope, &d, alpha0, &mut xt, &mut gt);
             evaluations += found.evals;
             if found.alpha == 0.0
-                || !(found.value <= fx + 4.0 * f64::EPSILON * fx.abs())
+                || found.value.is_nan()
+                || found.value > fx + 4.0 * f64::EPSILON * fx.abs()
                 || gt.iter().any(|v| !v.is_finite())
             {
                 return Ok(report(

@@ -50,7 +50,8 @@ impl StrongWolfe {
     pub(crate) fn validate(&self) -> Result<()> {
         if !(0.0 < self.c1 && self.c1 < self.c2 && self.c2 < 1.0)
             || self.max_evals == 0
-            || !(self.alpha_max > 0.0)
+            || self.alpha_max.is_nan()
+            || self.alpha_max <= 0.0
         {
             return Err(NnError::config(
                 "strong Wolfe line search",

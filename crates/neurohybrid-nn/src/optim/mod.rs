@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(active_ranges(10, &[2..4, 3..6, 8..8]).unwrap(), vec![0..2, 6..10]);
         assert_eq!(active_ranges(4, &[]).unwrap(), vec![0..4]);
         assert!(matches!(
-            active_ranges(4, &[2..5]),
+            active_ranges(4, std::slice::from_ref(&(2..5))),
             Err(NnError::FrozenOutOfBounds { end: 5, .. })
         ));
     }
