@@ -3,6 +3,7 @@
 use crate::Case;
 
 pub mod convergence;
+pub mod gradients;
 pub mod stiff;
 
 /// A suite's entry point: runs every case (or the cheap subset when `fast`).
@@ -12,6 +13,7 @@ pub type SuiteFn = fn(fast: bool) -> Vec<Case>;
 pub const SUITES: &[(&str, SuiteFn)] = &[
     // Suites register here, one line each: ("name", module::run),
     ("convergence", convergence::run),
+    ("gradients", gradients::run),
     ("stiff", stiff::run),
 ];
 

@@ -1,0 +1,513 @@
+//! Suite `gradients`: every sensitivity method against central finite differences and against
+//! each other, on an ODE (Lotka–Volterra), a stiff ODE (Robertson, implicit steppers), a PDE
+//! (2D Fisher–KPP on 64×64, gradient w.r.t. `D` and `ρ`), a hybrid model (Lotka–Volterra plus
+//! an MLP residual recorded through `TapeSystem`) and a problem with impulses (doses with a
+//! parameter of their own).
+//!
+//! One case per (method, problem). Acceptance criteria:
+//! - every method: normwise relative error `max_k |g_k − fd_k| / max_k |fd_k|` of
+//!   `(dL/dy0, dL/dp)` against central finite differences ≤ 1e-5, at rtol 1e-10 (the finite
+//!   differences use rtol 1e-13 for explicit, 1e-12 for implicit steppers, relative step 1e-4),
+//!   and against the forward-sensitivity gradient of the same problem ≤ 1e-5 (methods agree
+//!   with each other);
+//! - discrete adjoint, additionally (`discrete_fixed/…` cases): ≤ 1e-7 against finite
+//!   differences of the same discrete solution (constant steps, so the step sequence does not
+//!   move with the perturbation);
+//! - backsolve on Fisher–KPP: passes if it either matches, or ends with the named instability
+//!   (`BacksolveUnstable` / `AdjointSolveFailed`); the case records which (`outcome`).
+//!
+//! Peak memory is `peak_stored_states × n × 8` bytes from the methods' `MemoryReport` (state
+//! vectors held at once on top of the steppers' working state: dense-output coefficients,
+//! checkpoints, saved values; not a counting allocator), printed as `peak_bytes`.
+//!
+//! `fast` runs Lotka–Volterra, the impulse problem and Robertson with Rodas4.
+
+use crate::Case;
+use neurohybrid_autodiff::Graph;
+use neurohybrid_mesh::{DiffusionOperator, Grid};
+use neurohybrid_solve::sensitivity::{
+    BacksolveAdjoint, DiscreteAdjoint, ForwardSensitivity, Gradient, InterpolatingAdjoint, Loss,
+    QuadratureAdjoint, Sensitivity, SquaredMisfit,
+};
+use neurohybrid_solve::{
+    ConstantStep, Impulse, PiController, Problem, SaveAt, SolveError, StepSizeController,
+    Stepper, solve,
+};
+use neurohybrid_solve_explicit::Tsit5;
+use neurohybrid_solve_implicit::{Bdf, Esdirk4, Rodas4, Tolerances};
+use neurohybrid_system::{
+    CsrMatrix, Jacobian, Jvp, OdeSystem, SparsityPattern, TapeSystem, Vjp, entry_index,
+};
+use neurohybrid_testkit::{LotkaVolterra, lotka_volterra, robertson};
+use std::time::Instant;
+
+const SUITE: &str = "gradients";
+const RTOL: f64 = 1e-10;
+const TOL_FD: f64 = 1e-5;
+const TOL_AGREE: f64 = 1e-5;
+const TOL_DISCRETE_FIXED: f64 = 1e-7;
+
+/// Normwise relative error of `(a_y0, a_p)` against `(b_y0, b_p)`.
+fn rel(a: (&[f64], &[f64]), b: (&[f64], &[f64])) -> f64 {
+    let num = a.0.iter().chain(a.1).zip(b.0.iter().chain(b.1));
+    let d = num.fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let s = b.0.iter().chain(b.1).fold(0.0f64, |m, y| m.max(y.abs()));
+    if a.0.len() != b.0.len() || a.1.len() != b.1.len() { f64::INFINITY } else { d / s.max(1e-300) }
+}
+
+/// Central differences of the loss w.r.t. `y0` and `p`.
+struct Fd {
+    dy0: Vec<f64>,
+    dp: Vec<f64>,
+}
+
+fn fd<S, St, C>(problem: &Problem<S>, stepper: &St, ctrl: &C, save: &SaveAt, loss: &dyn Loss) -> Option<Fd>
+where
+    S: OdeSystem + Clone,
+    St: Stepper<S>,
+    C: StepSizeController,
+{
+    let eval = |pr: &Problem<S>| -> Option<f64> {
+        let sol = solve(pr, stepper, ctrl, save).ok()?;
+        sol.is_success().then(|| {
+            let mut cot = vec![0.0; sol.ys().len()];
+            loss.value_and_cotangents(sol.ts(), sol.ys(), &mut cot)
+        })
+    };
+    let h = 1e-4;
+    let mut out = Fd { dy0: Vec::new(), dp: Vec::new() };
+    for i in 0..problem.y0().len() {
+        let step = h * problem.y0()[i].abs().max(1.0);
+        let mut pr = problem.clone();
+        pr.y0_mut()[i] += step;
+        let lp = eval(&pr)?;
+        pr.y0_mut()[i] -= 2.0 * step;
+        out.dy0.push((lp - eval(&pr)?) / (2.0 * step));
+    }
+    for k in 0..problem.params().len() {
+        let step = h * problem.params()[k].abs().max(1e-3);
+        let mut pr = problem.clone();
+        pr.params_mut()[k] += step;
+        let lp = eval(&pr)?;
+        pr.params_mut()[k] -= 2.0 * step;
+        out.dp.push((lp - eval(&pr)?) / (2.0 * step));
+    }
+    Some(out)
+}
+
+/// What a case is compared against.
+struct Refs<'a> {
+    fd: &'a Fd,
+    forward: Option<&'a Gradient>,
+    /// Accept a named backsolve instability as a pass (diffusion PDEs, stiff problems).
+    instability_ok: bool,
+}
+
+/// Run one method on one problem and judge it.
+#[allow(clippy::too_many_arguments)]
+fn case<S, St, C, M>(
+    name: String,
+    problem: &Problem<S>,
+    stepper: &St,
+    ctrl: &C,
+    save: &SaveAt,
+    loss: &dyn Loss,
+    method: &M,
+    refs: &Refs<'_>,
+) -> (Case, Option<Gradient>)
+where
+    S: OdeSystem,
+    M: Sensitivity<S, St, C>,
+{
+    let start = Instant::now();
+    let result = method.gradient(problem, stepper, ctrl, save, loss);
+    let wall = start.elapsed().as_secs_f64();
+    let n = problem.system().n_states();
+    match result {
+        Ok(g) => {
+            let e_fd = rel((&g.dl_dy0, &g.dl_dp), (&refs.fd.dy0, &refs.fd.dp));
+            let e_fw = refs.forward.map_or(0.0, |f| rel((&g.dl_dy0, &g.dl_dp), (&f.dl_dy0, &f.dl_dp)));
+            let passed = e_fd <= TOL_FD && e_fw <= TOL_AGREE;
+            let c = Case::new(SUITE, name, passed)
+                .with("outcome", "gradient")
+                .with_f64("rel_err_fd", e_fd)
+                .with_f64("rel_err_vs_forward", e_fw)
+                .with_f64("wall_s", wall)
+                .with("peak_stored_states", g.memory.peak_stored_states)
+                .with("peak_bytes", g.memory.peak_stored_states * n * 8)
+                .with("forward_steps", g.memory.steps)
+                .with("recomputed_steps", g.memory.recomputed_steps)
+                .with("reverse_vjps", g.reverse_stats.vjp_evals)
+                .with("reverse_steps", g.reverse_stats.accepted_steps);
+            (c, Some(g))
+        }
+        Err(e @ (SolveError::BacksolveUnstable { .. } | SolveError::AdjointSolveFailed { .. })) => {
+            let c = Case::new(SUITE, name, refs.instability_ok)
+                .with("outcome", "named instability")
+                .with("error", e.to_string())
+                .with_f64("wall_s", wall);
+            let c = match e {
+                SolveError::BacksolveUnstable { t, reconstruction_error } => c
+                    .with_f64("t", t)
+                    .with("reconstruction_error", format!("{reconstruction_error:e}")),
+                _ => c,
+            };
+            (c, None)
+        }
+        Err(e) => (Case::new(SUITE, name, false).with("error", e.to_string()).with_f64("wall_s", wall), None),
+    }
+}
+
+/// 2D Fisher–KPP `u' = D·Δu + ρ·u(1 − u)` with no-flux boundaries, `p = [D, ρ]`, on the
+/// finite-volume operator of `neurohybrid-mesh` (unit diffusivity, scaled by `D`).
+#[derive(Debug, Clone)]
+pub struct FisherKpp {
+    op: DiffusionOperator,
+    diag: Vec<usize>,
+}
+
+impl FisherKpp {
+    /// On a full `side × side` grid with 1 mm spacing.
+    pub fn new(side: usize) -> Self {
+        let grid = Grid::full_2d([side, side], [1.0, 1.0]).expect("a valid grid");
+        let n = grid.n_active();
+        let op = DiffusionOperator::new(&grid, vec![1.0; n]).expect("unit diffusivity is valid");
+        let diag = (0..n)
+            .map(|i| entry_index(Jacobian::sparsity(&op), i, i).expect("the stencil has a diagonal"))
+            .collect();
+        Self { op, diag }
+    }
+
+    /// A Gaussian seed of width 3 mm at the centre of the grid (peak 0.5).
+    pub fn seed(side: usize) -> Vec<f64> {
+        let c = (side as f64 - 1.0) / 2.0;
+        let mut u = Vec::with_capacity(side * side);
+        for j in 0..side {
+            for i in 0..side {
+                let r2 = (i as f64 - c).powi(2) + (j as f64 - c).powi(2);
+                u.push(0.5 * (-r2 / 18.0).exp());
+            }
+        }
+        u
+    }
+}
+
+impl OdeSystem for FisherKpp {
+    fn n_states(&self) -> usize {
+        self.op.n()
+    }
+    fn n_params(&self) -> usize {
+        2
+    }
+    fn rhs(&self, _t: f64, u: &[f64], p: &[f64], du: &mut [f64]) {
+        self.op.apply(u, du).expect("lengths checked by the solver");
+        for (d, &u) in du.iter_mut().zip(u) {
+            *d = p[0] * *d + p[1] * u * (1.0 - u);
+        }
+    }
+}
+
+impl Vjp for FisherKpp {
+    fn vjp(&self, _t: f64, u: &[f64], p: &[f64], w: &[f64], w_u: &mut [f64], w_p: &mut [f64]) {
+        // A is symmetric (uniform cells), so wᵀ(D A) = D (A w)ᵀ.
+        self.op.vjp(w, w_u).expect("lengths checked by the solver");
+        if !w_p.is_empty() {
+            w_p[0] = w_u.iter().zip(u).map(|(a, b)| a * b).sum(); // wᵀ A u = (A w)ᵀ u
+            w_p[1] = w.iter().zip(u).map(|(w, u)| w * u * (1.0 - u)).sum();
+        }
+        for ((g, &w), &u) in w_u.iter_mut().zip(w).zip(u) {
+            *g = p[0] * *g + p[1] * (1.0 - 2.0 * u) * w;
+        }
+    }
+}
+
+impl Jvp for FisherKpp {
+    fn jvp(&self, _t: f64, u: &[f64], p: &[f64], v_u: &[f64], v_p: &[f64], out: &mut [f64]) {
+        self.op.jvp(v_u, out).expect("lengths checked by the solver");
+        for ((o, &v), &u) in out.iter_mut().zip(v_u).zip(u) {
+            *o = p[0] * *o + p[1] * (1.0 - 2.0 * u) * v;
+        }
+        if let [dd, dr] = *v_p {
+            let mut au = vec![0.0; u.len()];
+            self.op.apply(u, &mut au).expect("lengths checked by the solver");
+            for ((o, a), &u) in out.iter_mut().zip(&au).zip(u) {
+                *o += dd * a + dr * u * (1.0 - u);
+            }
+        }
+    }
+}
+
+impl Jacobian for FisherKpp {
+    fn sparsity(&self) -> &SparsityPattern {
+        Jacobian::sparsity(&self.op)
+    }
+    fn jacobian(&self, t: f64, u: &[f64], p: &[f64], out: &mut CsrMatrix) {
+        Jacobian::jacobian(&self.op, t, u, &[], out);
+        let vals = out.values_mut();
+        vals.iter_mut().for_each(|v| *v *= p[0]);
+        for (i, &k) in self.diag.iter().enumerate() {
+            vals[k] += p[1] * (1.0 - 2.0 * u[i]);
+        }
+    }
+}
+
+/// Lotka–Volterra plus a 2→8→2 tanh MLP residual recorded as a graph (the quickstart UDE).
+fn ude() -> (TapeSystem, Vec<f64>) {
+    const H: usize = 8;
+    let n_nn = 2 * H + H + H * 2 + 2;
+    let n_p = 4 + n_nn;
+    let mut g = Graph::new();
+    let built = (|| -> Result<TapeSystem, Box<dyn std::error::Error>> {
+        let y = g.input("y", &[2])?;
+        let p = g.input("p", &[n_p])?;
+        let (x1, x2) = (g.slice(y, 0, 1)?, g.slice(y, 1, 1)?);
+        let pk: Vec<_> = (0..4).map(|k| g.slice(p, k, 1)).collect::<Result<_, _>>()?;
+        let xy = g.mul(x1, x2)?;
+        let ax = g.mul(pk[0], x1)?;
+        let bxy = g.mul(pk[1], xy)?;
+        let f1 = g.sub(ax, bxy)?;
+        let gy = g.mul(pk[2], x2)?;
+        let dxy = g.mul(pk[3], xy)?;
+        let f2 = g.sub(dxy, gy)?;
+        let mech = g.concat(&[f1, f2])?;
+        let mut off = 4;
+        let mut take = |g: &mut Graph, shape: &[usize]| {
+            let len: usize = shape.iter().product();
+            let v = g.slice(p, off, len);
+            off += len;
+            v.and_then(|v| g.reshape(v, shape))
+        };
+        let (w1, b1) = (take(&mut g, &[2, H])?, take(&mut g, &[H])?);
+        let (w2, b2) = (take(&mut g, &[H, 2])?, take(&mut g, &[2])?);
+        let row = g.reshape(y, &[1, 2])?;
+        let h = g.matmul(row, w1)?;
+        let h = g.add(h, b1)?;
+        let h = g.tanh(h)?;
+        let out = g.matmul(h, w2)?;
+        let out = g.add(out, b2)?;
+        let nn = g.reshape(out, &[2])?;
+        let f = g.add(mech, nn)?;
+        Ok(TapeSystem::new(g.compile(&[f])?)?)
+    })();
+    let sys = built.expect("the UDE graph is well formed");
+    let mut params = vec![1.3, 0.9, 0.8, 1.8];
+    params.extend((0..n_nn).map(|i| 0.05 * ((i as f64) * 0.7).sin()));
+    (sys, params)
+}
+
+/// Lotka–Volterra with a fifth parameter `a` that only the doses use.
+#[derive(Debug, Clone)]
+struct Dosed(LotkaVolterra);
+impl OdeSystem for Dosed {
+    fn n_states(&self) -> usize {
+        2
+    }
+    fn n_params(&self) -> usize {
+        5
+    }
+    fn rhs(&self, t: f64, y: &[f64], p: &[f64], dy: &mut [f64]) {
+        self.0.rhs(t, y, &p[..4], dy);
+    }
+}
+impl Vjp for Dosed {
+    fn vjp(&self, t: f64, y: &[f64], p: &[f64], w: &[f64], w_y: &mut [f64], w_p: &mut [f64]) {
+        if w_p.is_empty() {
+            self.0.vjp(t, y, &p[..4], w, w_y, &mut []);
+        } else {
+            self.0.vjp(t, y, &p[..4], w, w_y, &mut w_p[..4]);
+            w_p[4] = 0.0;
+        }
+    }
+}
+impl Jvp for Dosed {
+    fn jvp(&self, t: f64, y: &[f64], p: &[f64], v_y: &[f64], v_p: &[f64], out: &mut [f64]) {
+        let vp = if v_p.is_empty() { v_p } else { &v_p[..4] };
+        self.0.jvp(t, y, &p[..4], v_y, vp, out);
+    }
+}
+
+/// A dose: prey `y0 ← y0·exp(−a·d − 0.02·d²)` (linear–quadratic survival, `a = p[4]`), and
+/// predators `y1 ← y1 + 0.1·y0`.
+struct Dose(f64);
+impl Dose {
+    fn s(&self, p: &[f64]) -> f64 {
+        (-p[4] * self.0 - 0.02 * self.0 * self.0).exp()
+    }
+}
+impl Impulse for Dose {
+    fn apply(&self, _t: f64, y: &[f64], p: &[f64], out: &mut [f64]) {
+        out[0] = y[0] * self.s(p);
+        out[1] = y[1] + 0.1 * y[0];
+    }
+    fn vjp(&self, _t: f64, y: &[f64], p: &[f64], w: &[f64], w_y: &mut [f64], w_p: &mut [f64]) {
+        let s = self.s(p);
+        w_y[0] = w[0] * s + 0.1 * w[1];
+        w_y[1] = w[1];
+        if !w_p.is_empty() {
+            w_p.fill(0.0);
+            w_p[4] = -self.0 * y[0] * s * w[0];
+        }
+    }
+    fn jvp(&self, _t: f64, y: &[f64], p: &[f64], v_y: &[f64], v_p: &[f64], out: &mut [f64]) {
+        let s = self.s(p);
+        out[0] = v_y[0] * s - v_p.get(4).map_or(0.0, |v| v * self.0 * y[0] * s);
+        out[1] = v_y[1] + 0.1 * v_y[0];
+    }
+}
+
+/// Every method on one problem solved by explicit steppers (Tsit5): forward, discrete,
+/// backsolve, interpolating (stored and checkpointed), quadrature, plus the discrete adjoint
+/// against finite differences of the same constant-step solution.
+fn explicit_suite<S>(
+    label: &str,
+    problem: &Problem<S>,
+    save: &SaveAt,
+    loss: &dyn Loss,
+    fixed_steps: usize,
+    instability_ok: bool,
+) -> Vec<Case>
+where
+    S: OdeSystem + Vjp + Jvp + Clone,
+{
+    let ctrl = PiController::new(RTOL, 1e-12);
+    let Some(fdv) = fd(problem, &Tsit5, &PiController::new(1e-13, 1e-15), save, loss) else {
+        return vec![Case::new(SUITE, format!("fd/{label}"), false).with("error", "FD solve failed")];
+    };
+    let mut cases = Vec::new();
+    let refs = Refs { fd: &fdv, forward: None, instability_ok: false };
+    let (c, fwd) = case(format!("forward/{label}"), problem, &Tsit5, &ctrl, save, loss, &ForwardSensitivity::all(), &refs);
+    cases.push(c);
+    let refs = Refs { fd: &fdv, forward: fwd.as_ref(), instability_ok: false };
+    cases.push(case(format!("discrete/{label}"), problem, &Tsit5, &ctrl, save, loss, &DiscreteAdjoint::default(), &refs).0);
+    let bs_refs = Refs { instability_ok, ..refs };
+    cases.push(case(format!("backsolve/{label}"), problem, &Tsit5, &ctrl, save, loss, &BacksolveAdjoint::new(), &bs_refs).0);
+    cases.push(case(format!("interpolating/{label}"), problem, &Tsit5, &ctrl, save, loss, &InterpolatingAdjoint::new(), &refs).0);
+    cases.push(case(format!("interpolating_checkpointed/{label}"), problem, &Tsit5, &ctrl, save, loss, &InterpolatingAdjoint::with_checkpoints(4), &refs).0);
+    cases.push(case(format!("quadrature/{label}"), problem, &Tsit5, &ctrl, save, loss, &QuadratureAdjoint::new(), &refs).0);
+
+    // The discrete adjoint is the exact derivative of the computed solution: compare it with
+    // finite differences of the same constant-step solution.
+    let cs = ConstantStep::with_steps(problem.t_span(), fixed_steps);
+    if let Some(fdc) = fd(problem, &Tsit5, &cs, save, loss) {
+        let start = Instant::now();
+        let name = format!("discrete_fixed/{label}");
+        match DiscreteAdjoint::default().gradient(problem, &Tsit5, &cs, save, loss) {
+            Ok(g) => {
+                let e = rel((&g.dl_dy0, &g.dl_dp), (&fdc.dy0, &fdc.dp));
+                let n = problem.system().n_states();
+                cases.push(
+                    Case::new(SUITE, name, e <= TOL_DISCRETE_FIXED)
+                        .with_f64("rel_err_fd_same_discrete", e)
+                        .with("steps", fixed_steps)
+                        .with_f64("wall_s", start.elapsed().as_secs_f64())
+                        .with("peak_bytes", g.memory.peak_stored_states * n * 8),
+                );
+            }
+            Err(e) => cases.push(Case::new(SUITE, name, false).with("error", e.to_string())),
+        }
+    }
+    cases
+}
+
+fn lotka_volterra_cases() -> Vec<Case> {
+    let rp = lotka_volterra();
+    let problem = Problem::new(rp.system.clone(), rp.y0.clone(), rp.p.clone(), rp.t_span);
+    let ts: Vec<f64> = (1..=10).map(f64::from).collect();
+    let targets: Vec<f64> = ts.iter().flat_map(|t| [1.0 + 0.1 * t, 0.8]).collect();
+    explicit_suite("lotka_volterra", &problem, &SaveAt::Times(ts), &SquaredMisfit::new(targets), 2000, false)
+}
+
+fn impulse_cases() -> Vec<Case> {
+    let rp = lotka_volterra();
+    let mut p = rp.p.clone();
+    p.push(0.4);
+    let problem = Problem::new(Dosed(rp.system.clone()), rp.y0.clone(), p, (0.0, 8.0))
+        .with_impulse(2.5, Dose(1.0))
+        .with_impulse(5.0, Dose(0.5))
+        .with_impulse(5.0, Dose(0.3))
+        .with_impulse(8.0, Dose(1.0));
+    let ts = vec![1.0, 2.5, 4.0, 5.0, 6.5, 8.0];
+    let targets: Vec<f64> = ts.iter().flat_map(|t| [1.0 + 0.05 * t, 0.9]).collect();
+    explicit_suite("impulses", &problem, &SaveAt::Times(ts), &SquaredMisfit::new(targets), 2000, false)
+}
+
+fn ude_cases() -> Vec<Case> {
+    let (sys, params) = ude();
+    let problem = Problem::new(sys, [0.44249296, 4.6280594], params, (0.0, 3.0));
+    let ts: Vec<f64> = (1..=6).map(|i| 0.5 * f64::from(i)).collect();
+    let targets: Vec<f64> = ts.iter().flat_map(|t| [1.0 + 0.2 * t, 3.0 - 0.3 * t]).collect();
+    explicit_suite("ude_mlp", &problem, &SaveAt::Times(ts), &SquaredMisfit::new(targets), 1000, false)
+}
+
+fn fisher_cases(side: usize, t1: f64) -> Vec<Case> {
+    let sys = FisherKpp::new(side);
+    let seed = FisherKpp::seed(side);
+    let targets: Vec<f64> = seed.iter().map(|u| 0.8 * u + 0.05).collect();
+    let problem = Problem::new(sys, seed, [0.1, 0.05], (0.0, t1));
+    // Backsolve re-integrates the diffusion backward: it must either match or name its
+    // instability (DESIGN.md §7).
+    explicit_suite(&format!("fisher_kpp_{side}x{side}"), &problem, &SaveAt::Final, &SquaredMisfit::new(targets), 200, true)
+}
+
+fn robertson_cases(fast: bool) -> Vec<Case> {
+    let rp = robertson();
+    let problem = Problem::new(rp.system.clone(), rp.y0.clone(), rp.p.clone(), (0.0, 10.0));
+    let save = SaveAt::Times(vec![0.5, 2.0, 10.0]);
+    let targets: Vec<f64> = (1..=3).flat_map(|k| [0.3 * k as f64, 3e-6 * k as f64, 0.3 * k as f64]).collect();
+    let loss = SquaredMisfit::new(targets);
+    let (rtol, atol) = (RTOL, 1e-12);
+    let ctrl = PiController::new(rtol, atol);
+    let label = "robertson";
+    let Some(fdv) = fd(&problem, &Rodas4::new().autonomous(), &PiController::new(1e-12, 1e-16), &save, &loss) else {
+        return vec![Case::new(SUITE, "fd/robertson", false).with("error", "FD solve failed")];
+    };
+    let mut cases = Vec::new();
+    let refs = Refs { fd: &fdv, forward: None, instability_ok: false };
+    // Forward sensitivities and the discrete adjoint need an explicit stepper here (their
+    // systems / step VJPs exist for explicit RK); Tsit5 is slow on Robertson but n = 3.
+    let (c, fwd) = case(format!("forward/{label}/tsit5"), &problem, &Tsit5, &ctrl, &save, &loss, &ForwardSensitivity::all(), &refs);
+    cases.push(c);
+    let refs = Refs { fd: &fdv, forward: fwd.as_ref(), instability_ok: false };
+    // The adjoint system is non-autonomous (y(t) is interpolated): Rodas4 differences ∂f/∂t.
+    let rodas = Rodas4::new();
+    cases.push(case(format!("interpolating/{label}/rodas4"), &problem, &rodas, &ctrl, &save, &loss, &InterpolatingAdjoint::new(), &refs).0);
+    cases.push(case(format!("quadrature/{label}/rodas4"), &problem, &rodas, &ctrl, &save, &loss, &QuadratureAdjoint::new(), &refs).0);
+    if fast {
+        return cases;
+    }
+    cases.push(case(format!("discrete/{label}/tsit5"), &problem, &Tsit5, &ctrl, &save, &loss, &DiscreteAdjoint::default(), &refs).0);
+    let bs_refs = Refs { instability_ok: true, ..refs };
+    cases.push(case(format!("backsolve/{label}/tsit5"), &problem, &Tsit5, &ctrl, &save, &loss, &BacksolveAdjoint::new(), &bs_refs).0);
+    let bdf = Bdf::new(Tolerances::new(rtol, atol));
+    cases.push(case(format!("interpolating/{label}/bdf"), &problem, &bdf, &ctrl, &save, &loss, &InterpolatingAdjoint::new(), &refs).0);
+    cases.push(case(format!("quadrature/{label}/bdf"), &problem, &bdf, &ctrl, &save, &loss, &QuadratureAdjoint::new(), &refs).0);
+    let esdirk = Esdirk4::with_tolerances(rtol, atol);
+    cases.push(case(format!("interpolating/{label}/esdirk4"), &problem, &esdirk, &ctrl, &save, &loss, &InterpolatingAdjoint::new(), &refs).0);
+    cases
+}
+
+/// Runs the suite; `fast` keeps Lotka–Volterra, the impulse problem and Robertson/Rodas4.
+pub fn run(fast: bool) -> Vec<Case> {
+    let mut cases = lotka_volterra_cases();
+    cases.extend(impulse_cases());
+    cases.extend(robertson_cases(fast));
+    if !fast {
+        cases.extend(ude_cases());
+        cases.extend(fisher_cases(64, 50.0));
+    }
+    cases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_subset_passes() {
+        let cases = run(true);
+        for c in &cases {
+            assert!(c.passed, "{}", c.to_json_line());
+        }
+        assert!(cases.len() >= 10);
+    }
+}
