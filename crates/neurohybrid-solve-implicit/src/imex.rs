@@ -322,9 +322,9 @@ macro_rules! imex_stepper {
     };
 }
 
-/// KenCarp4, Kennedy & Carpenter's ARK4(3)6L[2]SA IMEX pair (2003): order 4, the implicit
+/// KenCarp4, Kennedy & Carpenter's ARK4(3)6L\[2\]SA IMEX pair (2003): order 4, the implicit
 /// half L-stable and stiffly accurate, third-order embedded estimate and dense output
-/// ([`KENCARP4`]). A stepper for [`Split`] systems only; the implicit half alone is
+/// ([`crate::tableaus::KENCARP4`]). A stepper for [`Split`] systems only; the implicit half alone is
 /// [`crate::Esdirk4`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct KenCarp4 {

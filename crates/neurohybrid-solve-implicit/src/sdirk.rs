@@ -517,26 +517,26 @@ macro_rules! dirk_method {
 
 dirk_method!(
     /// Implicit (backward) Euler: order 1, L-stable, adaptive through the embedded trapezoidal
-    /// rule ([`IMPLICIT_EULER`]); one implicit stage per step.
+    /// rule ([`crate::tableaus::IMPLICIT_EULER`]); one implicit stage per step.
     ImplicitEuler,
     IMPLICIT_EULER
 );
 dirk_method!(
     /// TR-BDF2 (Hosea & Shampine 1996): order 2, L-stable, stiffly accurate, two implicit
-    /// stages sharing one `W`, third-order embedded estimate ([`TRBDF2`]).
+    /// stages sharing one `W`, third-order embedded estimate ([`crate::tableaus::TRBDF2`]).
     TrBdf2,
     TRBDF2
 );
 dirk_method!(
     /// Kværnø's ESDIRK 5(4) (2004): order 5, L-stable, stiffly accurate, six implicit stages,
-    /// fourth-order embedded estimate, cubic Hermite dense output ([`KVAERNO5`]).
+    /// fourth-order embedded estimate, cubic Hermite dense output ([`crate::tableaus::KVAERNO5`]).
     Kvaerno5,
     KVAERNO5
 );
 dirk_method!(
-    /// The implicit half of KenCarp4, ESDIRK4(3)6L[2]SA (Kennedy & Carpenter 2003), as a
+    /// The implicit half of KenCarp4, ESDIRK4(3)6L\[2\]SA (Kennedy & Carpenter 2003), as a
     /// stand-alone method for non-split systems: order 4, L-stable, stiffly accurate, five
-    /// implicit stages, its own third-order dense output ([`KENCARP4_ESDIRK`]).
+    /// implicit stages, its own third-order dense output ([`crate::tableaus::KENCARP4_ESDIRK`]).
     Esdirk4,
     KENCARP4_ESDIRK
 );

@@ -117,7 +117,7 @@ impl ArkTableau {
     }
 }
 
-/// The implicit half of [`KENCARP4`] as a stand-alone ESDIRK4(3)6L[2]SA (order 4, L-stable,
+/// The implicit half of [`KENCARP4`] as a stand-alone ESDIRK4(3)6L\[2\]SA (order 4, L-stable,
 /// stiffly accurate, with KenCarp4's dense output), for systems that are not split.
 pub const KENCARP4_ESDIRK: DirkTableau = KENCARP4.implicit_part();
 
@@ -237,7 +237,7 @@ const KC_B4: f64 = 69875.0 / 102672.0;
 const KC_B5: f64 = -2260.0 / 8211.0;
 const KC_B6: f64 = 0.25;
 
-/// KenCarp4, Kennedy & Carpenter's ARK4(3)6L[2]SA ("Additive Runge–Kutta schemes for
+/// KenCarp4, Kennedy & Carpenter's ARK4(3)6L\[2\]SA ("Additive Runge–Kutta schemes for
 /// convection–diffusion–reaction equations", Appl. Numer. Math. 44, 2003, Tables 5–6):
 /// an L-stable, stiffly accurate ESDIRK (`γ = 1/4`) paired with an explicit 6-stage tableau,
 /// both of order 4 with shared `c`, `b`, an order-3 embedded `b̂` and an order-3 dense
