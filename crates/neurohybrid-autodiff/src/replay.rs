@@ -7,7 +7,7 @@ use crate::ops::elementwise::{bias_act, mul_deriv_from_output, unary_fwd, unary_
 use crate::ops::elementwise::{binary_fwd, binary_jvp, binary_vjp_a, binary_vjp_b};
 use crate::ops::linalg::{csr_mul, csr_mul_t_add, csr_values_vjp, gemm_nn, gemm_nt, gemm_tn};
 use crate::ops::reduce::{sum_axis_fwd, sum_axis_vjp};
-use crate::ops::vmath::simd;
+use crate::ops::vmath::multiversion;
 use crate::tape::{TNode, Tape, Workspace};
 
 /// The region of `node` in a buffer laid out by the tape's plan.
@@ -34,19 +34,19 @@ fn put(add: bool, dst: &mut [f64], src: &[f64]) {
     if add { add_into(dst, src) } else { dst.copy_from_slice(src) }
 }
 
-/// `cb[c] (=|+=) Σ_r g[r, c]` for `g: [rows, cb.len()]` (rows in order, as the broadcast add's
-/// own VJP sums them).
-fn col_sums(add: bool, g: &[f64], cb: &mut [f64]) {
-    simd(|| {
+multiversion! {
+    /// `cb[c] (=|+=) Σ_r g[r, c]` for `g: [rows, cb.len()]` (rows in order, as the broadcast
+    /// add's own VJP sums them).
+    fn col_sums(add: bool, g: &[f64], cb: &mut [f64]) {
         if !add {
             cb.fill(0.0);
         }
         if !cb.is_empty() {
             for row in g.chunks_exact(cb.len()) {
-                cb.iter_mut().zip(row).for_each(|(c, &v)| *c += v);
+                for (c, &v) in cb.iter_mut().zip(row) { *c += v; }
             }
         }
-    })
+    }
 }
 
 impl Tape {
@@ -201,18 +201,26 @@ impl Tape {
             }
             &Op::Sum(a) => {
                 let s = add(0);
-                c!(a).iter_mut().for_each(|ci| *ci = if s { *ci + w[0] } else { w[0] });
+                for ci in c!(a).iter_mut() {
+                    *ci = if s { *ci + w[0] } else { w[0] };
+                }
             }
             &Op::Mean(a) => {
                 let (g, s) = (w[0] / nodes[a].len as f64, add(0));
-                c!(a).iter_mut().for_each(|ci| *ci = if s { *ci + g } else { g });
+                for ci in c!(a).iter_mut() {
+                    *ci = if s { *ci + g } else { g };
+                }
             }
             &Op::Dot(a, b) => {
                 if need[a] {
-                    cz!(a, 0).iter_mut().zip(v(b)).for_each(|(ci, &bi)| *ci += w[0] * bi);
+                    for (ci, &bi) in cz!(a, 0).iter_mut().zip(v(b)) {
+                        *ci += w[0] * bi;
+                    }
                 }
                 if need[b] {
-                    cz!(b, 1).iter_mut().zip(v(a)).for_each(|(ci, &ai)| *ci += w[0] * ai);
+                    for (ci, &ai) in cz!(b, 1).iter_mut().zip(v(a)) {
+                        *ci += w[0] * ai;
+                    }
                 }
             }
             &Op::SumAxis { a, outer, len, inner } => sum_axis_vjp(w, outer, len, inner, cz!(a, 0)),

@@ -3,7 +3,7 @@
 use crate::error::{AutodiffError, Result};
 use crate::graph::{Graph, Var, numel};
 use crate::ops::Op;
-use crate::ops::vmath::{self, simd};
+use crate::ops::vmath::{self, multiversion};
 
 /// Elementwise unary ops. Each knows its value `f(x)` and derivative `f'(x)` written in terms
 /// of `x` and the already computed `y = f(x)` (cheaper and, for tanh/sigmoid, more accurate
@@ -131,42 +131,80 @@ macro_rules! specialise {
     };
 }
 
-// Every loop below runs under `simd` (runtime AVX2 dispatch, see `vmath`): the per-element
-// bodies are branch-free for the transcendental ops, so they vectorise.
+// Every kernel below is a `multiversion!` function (baseline and AVX2 variants, runtime
+// switch; see `vmath`): the per-element bodies are branch-free for the transcendental ops,
+// and each `specialise!` arm is its own loop, so they vectorise.
 
-pub(crate) fn unary_fwd(op: Unary, x: &[f64], y: &mut [f64]) {
-    simd(|| {
+multiversion! {
+    pub(crate) fn unary_fwd(op: Unary, x: &[f64], y: &mut [f64]) {
         specialise!(op, u => {
             for (yi, &xi) in y.iter_mut().zip(x) {
                 *yi = u.eval(xi);
             }
         })
-    })
-}
+    }
 
-/// `cx (+)= w ∘ f'(x)`; with `add == false` the cotangent is overwritten (the tape's first
-/// writer of that region), which saves zero-filling it.
-pub(crate) fn unary_vjp(op: Unary, add: bool, x: &[f64], y: &[f64], w: &[f64], cx: &mut [f64]) {
-    simd(|| {
+    /// `cx (+)= w ∘ f'(x)`; with `add == false` the cotangent is overwritten (the tape's first
+    /// writer of that region), which saves zero-filling it.
+    pub(crate) fn unary_vjp(op: Unary, add: bool, x: &[f64], y: &[f64], w: &[f64], cx: &mut [f64]) {
         specialise!(op, u => {
             let it = cx.iter_mut().zip(w).zip(x.iter().zip(y));
             if add {
-                it.for_each(|((c, &wi), (&xi, &yi))| *c += wi * u.deriv(xi, yi));
+                for ((c, &wi), (&xi, &yi)) in it {
+                    *c += wi * u.deriv(xi, yi);
+                }
             } else {
-                it.for_each(|((c, &wi), (&xi, &yi))| *c = wi * u.deriv(xi, yi));
+                for ((c, &wi), (&xi, &yi)) in it {
+                    *c = wi * u.deriv(xi, yi);
+                }
             }
         })
-    })
-}
+    }
 
-pub(crate) fn unary_jvp(op: Unary, x: &[f64], y: &[f64], tx: &[f64], ty: &mut [f64]) {
-    simd(|| {
+    pub(crate) fn unary_jvp(op: Unary, x: &[f64], y: &[f64], tx: &[f64], ty: &mut [f64]) {
         specialise!(op, u => {
             for ((t, &ti), (&xi, &yi)) in ty.iter_mut().zip(tx).zip(x.iter().zip(y)) {
                 *t = ti * u.deriv(xi, yi);
             }
         })
-    })
+    }
+
+    /// `y = f(y)` in place.
+    fn unary_in_place(op: Unary, y: &mut [f64]) {
+        specialise!(op, u => {
+            for v in y.iter_mut() {
+                *v = u.eval(*v);
+            }
+        })
+    }
+
+    /// `y[r, :] = f(y[r, :] + b)` (`f` optional).
+    fn bias_rows(op: Option<Unary>, b: &[f64], y: &mut [f64]) {
+        if b.is_empty() {
+            return;
+        }
+        let Some(op) = op else {
+            for row in y.chunks_exact_mut(b.len()) {
+                for (v, &bb) in row.iter_mut().zip(b) { *v += bb; }
+            }
+            return;
+        };
+        specialise!(op, u => {
+            for row in y.chunks_exact_mut(b.len()) {
+                for (v, &bb) in row.iter_mut().zip(b) { *v = u.eval(*v + bb); }
+            }
+        })
+    }
+
+    /// `g = g ∘ f'` with `f'` taken from the activation output `y` (the backward epilogue of a
+    /// fused dense layer; `g` starts as the layer's output cotangent or tangent).
+    pub(crate) fn mul_deriv_from_output(act: Unary, y: &[f64], g: &mut [f64]) {
+        match act {
+            Unary::Tanh => for (g, &y) in g.iter_mut().zip(y) { *g *= 1.0 - y * y; },
+            Unary::Sigmoid => for (g, &y) in g.iter_mut().zip(y) { *g *= y * (1.0 - y); },
+            _ => for (g, &y) in g.iter_mut().zip(y) { *g *= deriv_from_output(act, y); },
+        }
+    }
 }
 
 /// Derivative of an activation from its output alone, `f'(x) = d(f(x))` — the form the fused
@@ -195,34 +233,9 @@ pub(crate) fn deriv_from_output(op: Unary, y: f64) -> f64 {
 pub(crate) fn bias_act(act: Option<Unary>, b: Option<&[f64]>, y: &mut [f64]) {
     match (act, b) {
         (None, None) => {}
-        (Some(u), None) => u.apply_in_place(y),
-        (None, Some(b)) => simd(|| {
-            if !b.is_empty() {
-                for row in y.chunks_exact_mut(b.len()) {
-                    row.iter_mut().zip(b).for_each(|(v, &bb)| *v += bb);
-                }
-            }
-        }),
-        (Some(op), Some(b)) => simd(|| {
-            if !b.is_empty() {
-                specialise!(op, u => {
-                    for row in y.chunks_exact_mut(b.len()) {
-                        row.iter_mut().zip(b).for_each(|(v, &bb)| *v = u.eval(*v + bb));
-                    }
-                })
-            }
-        }),
+        (Some(u), None) => unary_in_place(u, y),
+        (act, Some(b)) => bias_rows(act, b, y),
     }
-}
-
-/// `g = g ∘ f'` with `f'` taken from the activation output `y` (the backward epilogue of a
-/// fused dense layer; `g` starts as the layer's output cotangent or tangent).
-pub(crate) fn mul_deriv_from_output(act: Unary, y: &[f64], g: &mut [f64]) {
-    simd(|| match act {
-        Unary::Tanh => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= 1.0 - y * y),
-        Unary::Sigmoid => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= y * (1.0 - y)),
-        _ => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= deriv_from_output(act, y)),
-    })
 }
 
 impl Unary {
@@ -230,11 +243,6 @@ impl Unary {
     /// (so fusing the op keeps derivatives bit-identical).
     pub(crate) fn deriv_needs_only_output(self) -> bool {
         matches!(self, Unary::Tanh | Unary::Sigmoid | Unary::Relu)
-    }
-
-    /// `y = f(x)` in place over a slice (used by fused instructions).
-    pub(crate) fn apply_in_place(self, y: &mut [f64]) {
-        simd(|| specialise!(self, u => y.iter_mut().for_each(|v| *v = u.eval(*v))))
     }
 }
 
@@ -340,14 +348,20 @@ fn zip_full(
         return;
     }
     if qs == (cols, 1) {
-        dst.iter_mut().zip(p).zip(q).for_each(|((d, &p), &q)| f(d, p, q));
+        for ((d, &p), &q) in dst.iter_mut().zip(p).zip(q) {
+            f(d, p, q);
+        }
     } else if qs == (0, 1) {
         for (dr, pr) in dst.chunks_exact_mut(cols).zip(p.chunks_exact(cols)) {
-            dr.iter_mut().zip(pr).zip(q).for_each(|((d, &p), &q)| f(d, p, q));
+            for ((d, &p), &q) in dr.iter_mut().zip(pr).zip(q) {
+                f(d, p, q);
+            }
         }
     } else if qs == (0, 0) {
         let q = q[0];
-        dst.iter_mut().zip(p).for_each(|(d, &p)| f(d, p, q));
+        for (d, &p) in dst.iter_mut().zip(p) {
+            f(d, p, q);
+        }
     } else {
         for r in 0..rows {
             let (dr, pr) = (&mut dst[r * cols..][..cols], &p[r * cols..][..cols]);
@@ -362,108 +376,109 @@ const fn is_full(g: &Geom, s: (usize, usize)) -> bool {
     s.0 == g.cols && s.1 == 1
 }
 
-pub(crate) fn binary_fwd(op: Binary, g: &Geom, a: &[f64], b: &[f64], y: &mut [f64]) {
-    let (r, c) = (g.rows, g.cols);
-    simd(|| {
-        // One operand is always full (see `broadcast`); put it first.
-        if is_full(g, g.a) {
-            match op {
-                Binary::Add => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a + b),
-                Binary::Sub => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a - b),
-                Binary::Mul => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a * b),
-                Binary::Div => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a / b),
-            }
-        } else {
-            match op {
-                Binary::Add => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a + b),
-                Binary::Sub => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a - b),
-                Binary::Mul => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a * b),
-                Binary::Div => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a / b),
-            }
-        }
-    })
-}
-
-/// The cotangent of the left operand: `ca (+)= …` (`add == false`: overwrite, see
-/// `unary_vjp`).
-pub(crate) fn binary_vjp_a(op: Binary, add: bool, g: &Geom, b: &[f64], w: &[f64], ca: &mut [f64]) {
-    let (r, c) = (g.rows, g.cols);
-    simd(|| {
-        if is_full(g, g.a) {
-            // Same element order as `ca`: contiguous, and overwriting is free.
-            let ws = (c, 1);
-            match (op, add) {
-                (Binary::Add | Binary::Sub, true) => {
-                    zip_full(r, c, ca, w, w, ws, |d, w, _| *d += w)
+multiversion! {
+    pub(crate) fn binary_fwd(op: Binary, g: &Geom, a: &[f64], b: &[f64], y: &mut [f64]) {
+        let (r, c) = (g.rows, g.cols);
+        {
+            // One operand is always full (see `broadcast`); put it first.
+            if is_full(g, g.a) {
+                match op {
+                    Binary::Add => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a + b),
+                    Binary::Sub => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a - b),
+                    Binary::Mul => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a * b),
+                    Binary::Div => zip_full(r, c, y, a, b, g.b, |y, a, b| *y = a / b),
                 }
-                (Binary::Add | Binary::Sub, false) => ca.copy_from_slice(w),
-                (Binary::Mul, true) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d += w * b),
-                (Binary::Mul, false) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d = w * b),
-                (Binary::Div, true) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d += w / b),
-                (Binary::Div, false) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d = w / b),
+            } else {
+                match op {
+                    Binary::Add => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a + b),
+                    Binary::Sub => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a - b),
+                    Binary::Mul => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a * b),
+                    Binary::Div => zip_full(r, c, y, b, a, g.a, |y, b, a| *y = a / b),
+                }
             }
-            return;
         }
-        // Broadcast operand: a reduction over the broadcast axis.
-        if !add {
-            ca.fill(0.0);
-        }
-        match op {
-            Binary::Add | Binary::Sub => g.for_each(|i, ia, _| ca[ia] += w[i]),
-            Binary::Mul => g.for_each(|i, ia, ib| ca[ia] += w[i] * b[ib]),
-            Binary::Div => g.for_each(|i, ia, ib| ca[ia] += w[i] / b[ib]),
-        }
-    })
-}
+    }
 
-/// The cotangent of the right operand (`y` is the op's output), `cb (+)= …`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn binary_vjp_b(
-    op: Binary,
-    add: bool,
-    g: &Geom,
-    a: &[f64],
-    b: &[f64],
-    y: &[f64],
-    w: &[f64],
-    cb: &mut [f64],
-) {
-    let (r, c) = (g.rows, g.cols);
-    simd(|| {
-        if is_full(g, g.b) {
-            let ws = (c, 1);
-            match (op, add) {
-                (Binary::Add, true) => zip_full(r, c, cb, w, w, ws, |d, w, _| *d += w),
-                (Binary::Add, false) => cb.copy_from_slice(w),
-                (Binary::Sub, true) => zip_full(r, c, cb, w, w, ws, |d, w, _| *d -= w),
-                (Binary::Sub, false) => zip_full(r, c, cb, w, w, ws, |d, w, _| *d = -w),
-                (Binary::Mul, true) => zip_full(r, c, cb, w, a, g.a, |d, w, a| *d += w * a),
-                (Binary::Mul, false) => zip_full(r, c, cb, w, a, g.a, |d, w, a| *d = w * a),
-                // ∂(a/b)/∂b = -a/b² = -y/b: reuses the quotient instead of squaring b (b and
-                // y are both full here).
-                (Binary::Div, true) => cb
-                    .iter_mut()
-                    .zip(w)
-                    .zip(y.iter().zip(b))
-                    .for_each(|((d, &w), (&y, &b))| *d -= w * y / b),
-                (Binary::Div, false) => cb
-                    .iter_mut()
-                    .zip(w)
-                    .zip(y.iter().zip(b))
-                    .for_each(|((d, &w), (&y, &b))| *d = -(w * y / b)),
+    /// The cotangent of the left operand: `ca (+)= …` (`add == false`: overwrite, see
+    /// `unary_vjp`).
+    pub(crate) fn binary_vjp_a(op: Binary, add: bool, g: &Geom, b: &[f64], w: &[f64], ca: &mut [f64]) {
+        let (r, c) = (g.rows, g.cols);
+        {
+            if is_full(g, g.a) {
+                // Same element order as `ca`: contiguous, and overwriting is free.
+                let ws = (c, 1);
+                match (op, add) {
+                    (Binary::Add | Binary::Sub, true) => {
+                        zip_full(r, c, ca, w, w, ws, |d, w, _| *d += w)
+                    }
+                    (Binary::Add | Binary::Sub, false) => ca.copy_from_slice(w),
+                    (Binary::Mul, true) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d += w * b),
+                    (Binary::Mul, false) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d = w * b),
+                    (Binary::Div, true) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d += w / b),
+                    (Binary::Div, false) => zip_full(r, c, ca, w, b, g.b, |d, w, b| *d = w / b),
+                }
+                return;
             }
-            return;
+            // Broadcast operand: a reduction over the broadcast axis.
+            if !add {
+                ca.fill(0.0);
+            }
+            match op {
+                Binary::Add | Binary::Sub => g.for_each(|i, ia, _| ca[ia] += w[i]),
+                Binary::Mul => g.for_each(|i, ia, ib| ca[ia] += w[i] * b[ib]),
+                Binary::Div => g.for_each(|i, ia, ib| ca[ia] += w[i] / b[ib]),
+            }
         }
-        if !add {
-            cb.fill(0.0);
+    }
+
+    /// The cotangent of the right operand (`y` is the op's output), `cb (+)= …`.
+    pub(crate) fn binary_vjp_b(
+        op: Binary,
+        add: bool,
+        g: &Geom,
+        a: &[f64],
+        b: &[f64],
+        y: &[f64],
+        w: &[f64],
+        cb: &mut [f64],
+    ) {
+        let (r, c) = (g.rows, g.cols);
+        {
+            if is_full(g, g.b) {
+                let ws = (c, 1);
+                match (op, add) {
+                    (Binary::Add, true) => zip_full(r, c, cb, w, w, ws, |d, w, _| *d += w),
+                    (Binary::Add, false) => cb.copy_from_slice(w),
+                    (Binary::Sub, true) => zip_full(r, c, cb, w, w, ws, |d, w, _| *d -= w),
+                    (Binary::Sub, false) => zip_full(r, c, cb, w, w, ws, |d, w, _| *d = -w),
+                    (Binary::Mul, true) => zip_full(r, c, cb, w, a, g.a, |d, w, a| *d += w * a),
+                    (Binary::Mul, false) => zip_full(r, c, cb, w, a, g.a, |d, w, a| *d = w * a),
+                    // ∂(a/b)/∂b = -a/b² = -y/b: reuses the quotient instead of squaring b (b and
+                    // y are both full here).
+                    (Binary::Div, true) => {
+                        for ((d, &w), (&y, &b)) in cb.iter_mut().zip(w).zip(y.iter().zip(b)) {
+                            *d -= w * y / b;
+                        }
+                    }
+                    (Binary::Div, false) => {
+                        for ((d, &w), (&y, &b)) in cb.iter_mut().zip(w).zip(y.iter().zip(b)) {
+                            *d = -(w * y / b);
+                        }
+                    }
+                }
+                return;
+            }
+            if !add {
+                cb.fill(0.0);
+            }
+            match op {
+                Binary::Add => g.for_each(|i, _, ib| cb[ib] += w[i]),
+                Binary::Sub => g.for_each(|i, _, ib| cb[ib] -= w[i]),
+                Binary::Mul => g.for_each(|i, ia, ib| cb[ib] += w[i] * a[ia]),
+                Binary::Div => g.for_each(|i, _, ib| cb[ib] -= w[i] * y[i] / b[ib]),
+            }
         }
-        match op {
-            Binary::Add => g.for_each(|i, _, ib| cb[ib] += w[i]),
-            Binary::Sub => g.for_each(|i, _, ib| cb[ib] -= w[i]),
-            Binary::Mul => g.for_each(|i, ia, ib| cb[ib] += w[i] * a[ia]),
-            Binary::Div => g.for_each(|i, _, ib| cb[ib] -= w[i] * y[i] / b[ib]),
-        }
-    })
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

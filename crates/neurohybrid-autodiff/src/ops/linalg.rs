@@ -8,22 +8,27 @@ use crate::Csr;
 use crate::error::{AutodiffError, Result};
 use crate::graph::{Graph, Var};
 use crate::ops::Op;
-use crate::ops::vmath::simd;
+use crate::ops::vmath::multiversion;
 
-// Dense products always go through faer. Measured on the 2-core dev machine (best of 30×200
-// replays, release profile, forward / VJP of one matmul node):
+// Dense products go through faer except the tiniest. Measured on the 2-core dev machine under
+// load (best of 30×200 calls, release, ns per product; hand = the loops below under the
+// runtime AVX2 dispatch; nn = A·B forward, nt = W·Bᵀ (∂A), tn = Aᵀ·W (∂B)):
 //
-//   shape m×k×n   hand loop (fwd / vjp)   faer Par::Seq (fwd / vjp)
-//   20×2×50         391 /   1065 ns          166 /   636 ns
-//   20×50×50       8288 /  21117 ns         1381 /  3418 ns
-//   20×50×2        2434 /   1953 ns          288 /   595 ns
-//   64×64×64      58328 / 148978 ns         5149 / 12464 ns
+//   m×k×n      madds   nn hand / faer   nt hand / faer   tn hand / faer
+//   1×2×16        32        7 /   26        10 /   26        11 /   25
+//   1×16×2        32       52 /   65        14 /   59        19 /   49
+//   1×16×16      256       57 /   90        52 /   42        27 /   46
+//   4×16×16     1024      136 /   57       206 /  151       108 /   68
+//   20×2×50     2000      308 /  149       338 /  280       246 /  155
+//   20×50×2     2000     2959 /  223       647 /  234      1119 /  209
+//   20×50×50   50000     5956 / 1101     23503 / 1229      4530 / 1232
 //
-// The simple i-k-j loops only get baseline SSE2 (the workspace does not build with
-// `target-cpu=native`), while faer dispatches at runtime to AVX2/AVX-512 FMA micro-kernels, so
-// faer wins even at the MLP's smallest shapes. `Par::Seq`: tapes are replayed inside solvers
-// that parallelise at a coarser level (over patients, over samples), and nested rayon inside a
-// 20×50 product only costs synchronisation (see shared/CRATES.md, faer pitfall).
+// faer's fixed cost is only ~25 ns and its AVX2/AVX-512 FMA micro-kernels win from a few
+// hundred multiply-adds on — including the MLP's 2→50 layer with inner dimension 2, forward
+// and reverse — so the hand loops only take products of at most `SMALL_MADDS` (a Neural-ODE
+// layer at batch 1), where they are 1.2–4× faster. `Par::Seq`: tapes are replayed inside
+// solvers that parallelise at a coarser level (over patients, over samples), and nested rayon
+// inside a 20×50 product only costs synchronisation (see shared/CRATES.md, faer pitfall).
 //
 // Cost: faer initialises thread-local scratch on its first call in each thread (a few hundred
 // small allocations, once); replays after that allocate nothing (tests/alloc.rs).
@@ -51,7 +56,7 @@ pub(crate) fn gemm_nn(
     n: usize,
 ) {
     if small(m, k, n) {
-        return simd(|| nn_hand(add, a, b, c, k, n));
+        return nn_small(add, a, b, c, k, n);
     }
     let dst = view_mut(c, m, n);
     faer::linalg::matmul::matmul(dst, accum(add), view(a, m, k), view(b, k, n), 1.0, Par::Seq);
@@ -68,7 +73,7 @@ pub(crate) fn gemm_nt(
     k: usize,
 ) {
     if small(m, k, n) {
-        return simd(|| nt_hand(add, a, b, c, n, k));
+        return nt_small(add, a, b, c, n, k);
     }
     let dst = view_mut(c, m, k);
     let bt = view(b, k, n).transpose();
@@ -86,7 +91,7 @@ pub(crate) fn gemm_tn(
     n: usize,
 ) {
     if small(m, k, n) {
-        return simd(|| tn_hand(add, a, b, c, k, n));
+        return tn_small(add, a, b, c, k, n);
     }
     let dst = view_mut(c, k, n);
     let at = view(a, m, k).transpose();
@@ -95,7 +100,19 @@ pub(crate) fn gemm_tn(
 
 /// Products with at most this many multiply-adds run in the hand loops below (under the
 /// runtime AVX2 dispatch); larger ones go to faer. See the measurements at the top.
-const SMALL_MADDS: usize = 1024;
+const SMALL_MADDS: usize = 128;
+
+multiversion! {
+    fn nn_small(add: bool, a: &[f64], b: &[f64], c: &mut [f64], k: usize, n: usize) {
+        nn_hand(add, a, b, c, k, n)
+    }
+    fn nt_small(add: bool, a: &[f64], b: &[f64], c: &mut [f64], n: usize, k: usize) {
+        nt_hand(add, a, b, c, n, k)
+    }
+    fn tn_small(add: bool, a: &[f64], b: &[f64], c: &mut [f64], k: usize, n: usize) {
+        tn_hand(add, a, b, c, k, n)
+    }
+}
 
 fn small(m: usize, k: usize, n: usize) -> bool {
     m.saturating_mul(k).saturating_mul(n) <= SMALL_MADDS
@@ -112,7 +129,9 @@ fn nn_hand(add: bool, a: &[f64], b: &[f64], c: &mut [f64], k: usize, n: usize) {
             crow.fill(0.0);
         }
         for (p, &aip) in a[i * k..][..k].iter().enumerate() {
-            crow.iter_mut().zip(&b[p * n..][..n]).for_each(|(c, &b)| *c += aip * b);
+            for (c, &b) in crow.iter_mut().zip(&b[p * n..][..n]) {
+                *c += aip * b;
+            }
         }
     }
 }
@@ -162,7 +181,9 @@ fn tn_hand(add: bool, a: &[f64], b: &[f64], c: &mut [f64], k: usize, n: usize) {
     }
     for (arow, brow) in a.chunks_exact(k).zip(b.chunks_exact(n)) {
         for (crow, &aip) in c.chunks_exact_mut(n).zip(arow) {
-            crow.iter_mut().zip(brow).for_each(|(c, &b)| *c += aip * b);
+            for (c, &b) in crow.iter_mut().zip(brow) {
+                *c += aip * b;
+            }
         }
     }
 }
