@@ -1,15 +1,24 @@
 //! The fused pointwise-MLP kernel: one [`CustomOp`] that evaluates a small MLP on every row of
-//! `[n, inputs]`, parallel over chunks of rows.
+//! `[n, inputs]`, parallel over chunks of rows, register-blocked over [`BLOCK`] rows at a time.
 //!
 //! Why fused: recorded op by op, a 1→16→16→1 network on 10⁶ voxels materializes a dozen
 //! `[10⁶, 16]` buffers (values and cotangents, ~1.5 GB) and streams them through memory once per
-//! op. Here each row stays in cache for the whole network. The backward sweep needs each hidden
-//! layer's activations; rather than recompute them (a second round of `tanh`, the dominant cost)
-//! the op *outputs* them next to the network output, in a packed row
-//! `[y (outputs) | s_1 | … | s_{L-1} | z_L (if needed)]`, and [`Columns`] extracts `y`. Memory
-//! stays O(n · Σ widths) and lives in the tape's workspace, so replays are allocation-free and
-//! thread-safe. `s_k` is the post-activation `h_k` when the derivative is a function of it
-//! (tanh, sigmoid, relu), else the pre-activation `z_k`.
+//! op. Here a block of rows stays in L1 for the whole network.
+//!
+//! Why recompute: the backward sweep needs every hidden layer's activations. Storing them
+//! (the first version of this op output a packed row `[y | h₁ | … ]`, 33 values per point for
+//! 1→16→16→1) costs ~1.3 GB of memory traffic per forward + VJP at 10⁶ points (write, zero the
+//! cotangent, scatter the cotangent of `y`, read both back) — more than the arithmetic. The op
+//! now outputs only `y` and the VJP and JVP re-run the forward pass of each block in L1: the
+//! extra `tanh` work is cheaper than the traffic (measured, ADR 0005), and the tape's workspace
+//! holds O(n · outputs) values for the network instead of O(n · Σ widths).
+//!
+//! Blocking: rows are processed [`BLOCK`] at a time, so a layer is a small `[8, in] × [in, out]`
+//! product computed in register tiles of 4 rows × 8 outputs, and the weight gradient is an
+//! outer-product accumulation over the block (each gradient tile loaded once per block, not
+//! once per row). Every sum keeps the order of the row-by-row loop it replaces (over inputs for
+//! a product, over rows for a gradient), and blocks start at fixed offsets of each task, whose
+//! size depends on `n` only: results are bit-identical for any thread count.
 
 use std::ops::Range;
 
@@ -19,7 +28,15 @@ use crate::activation::Activation;
 use crate::mlp::Mlp;
 use crate::parallel::{for_rows, for_rows_reduce, with_scratch};
 
-/// Where one dense layer finds its weights and stores its activations in the packed row.
+/// Rows per register block. A partial block (the end of a task) is padded with zero inputs and
+/// zero cotangents, which add exact zeros to the parameter sums.
+const BLOCK: usize = 8;
+/// Output columns per register tile (two 4-wide vectors).
+const JT: usize = 8;
+/// Rows per register tile of a product (4 × [`JT`] accumulators: 8 AVX2 registers).
+const RT: usize = 4;
+
+/// Where one dense layer finds its weights and keeps its block activations.
 #[derive(Debug, Clone)]
 struct LayerPlan {
     fan_in: usize,
@@ -27,20 +44,16 @@ struct LayerPlan {
     w: usize,
     b: Option<usize>,
     act: Activation,
-    /// Column of `h_k` in the packed row, if stored.
-    h_col: Option<usize>,
-    /// Column of `z_k` in the packed row, if stored.
-    z_col: Option<usize>,
-    /// Offset of this layer's `h`/`d` in the per-row scratch.
+    /// Offset (in values per row) of this layer's `z`/`h` in the block scratch.
     scratch: usize,
 }
 
-/// Fused MLP over rows: operands `x [n, inputs]`, `p [n_params]`; output `[n, stride]`.
+/// Fused MLP over rows: operands `x [n, inputs]`, `p [n_params]`; output `y [n, outputs]`.
 pub(crate) struct FusedMlp {
     n: usize,
     inputs: usize,
+    outputs: usize,
     n_params: usize,
-    stride: usize,
     max_width: usize,
     hidden_total: usize,
     layers: Vec<LayerPlan>,
@@ -48,31 +61,15 @@ pub(crate) struct FusedMlp {
 
 impl FusedMlp {
     pub(crate) fn new(net: &Mlp, n: usize) -> Self {
-        let n_layers = net.widths.len() - 1;
-        let mut layers = Vec::with_capacity(n_layers);
-        let (mut off, mut col, mut scratch) = (0, net.outputs(), 0);
+        let mut layers = Vec::with_capacity(net.widths.len() - 1);
+        let (mut off, mut scratch) = (0, 0);
         for (k, d) in net.layers().enumerate() {
-            let act = net.activation_after(k);
-            let last = k + 1 == n_layers;
-            let (h_col, z_col) = if last {
-                let z = (!act.derivative_from_output_only()).then_some(col);
-                (Some(0), z)
-            } else if act.derivative_from_output_only() {
-                (Some(col), None)
-            } else {
-                (None, Some(col))
-            };
-            if !last || z_col.is_some() {
-                col += d.outputs;
-            }
             layers.push(LayerPlan {
                 fan_in: d.inputs,
                 fan_out: d.outputs,
                 w: off,
                 b: d.bias.then_some(off + d.inputs * d.outputs),
-                act,
-                h_col,
-                z_col,
+                act: net.activation_after(k),
                 scratch,
             });
             scratch += d.outputs;
@@ -81,53 +78,17 @@ impl FusedMlp {
         FusedMlp {
             n,
             inputs: net.inputs(),
+            outputs: net.outputs(),
             n_params: off,
-            stride: col,
             max_width: net.widths.iter().copied().max().unwrap_or(1),
             hidden_total: scratch,
             layers,
         }
     }
 
+    /// Values per output row.
     pub(crate) fn stride(&self) -> usize {
-        self.stride
-    }
-
-    /// `z = b + h W` for one layer.
-    #[inline]
-    fn affine<const F: bool>(&self, l: &LayerPlan, p: &[f64], h: &[f64], z: &mut [f64]) {
-        let z = &mut z[..l.fan_out];
-        match l.b {
-            Some(b) => z.copy_from_slice(&p[b..b + l.fan_out]),
-            None => z.iter_mut().for_each(|v| *v = 0.0),
-        }
-        for (i, &hi) in h[..l.fan_in].iter().enumerate() {
-            let row = &p[l.w + i * l.fan_out..l.w + (i + 1) * l.fan_out];
-            for (zj, &wij) in z.iter_mut().zip(row) {
-                *zj = madd::<F>(hi, wij, *zj);
-            }
-        }
-    }
-
-    /// Rebuilds `h_k` and `d_k = act'(z_k)` of every layer of one packed row.
-    #[inline]
-    fn unpack(&self, row: &[f64], hs: &mut [f64], ds: &mut [f64]) {
-        for l in &self.layers {
-            let (h, d) = (&mut hs[l.scratch..][..l.fan_out], &mut ds[l.scratch..][..l.fan_out]);
-            if let Some(zc) = l.z_col {
-                for ((hj, dj), &z) in h.iter_mut().zip(d.iter_mut()).zip(&row[zc..zc + l.fan_out]) {
-                    *hj = l.act.value(z);
-                    *dj = l.act.derivative(z);
-                }
-            } else {
-                let hc = l.h_col.expect("plan stores h or z");
-                for ((hj, dj), &hv) in h.iter_mut().zip(d.iter_mut()).zip(&row[hc..hc + l.fan_out])
-                {
-                    *hj = hv;
-                    *dj = l.act.derivative_from_output(hv);
-                }
-            }
-        }
+        self.outputs
     }
 }
 
@@ -138,29 +99,132 @@ fn madd<const F: bool>(a: f64, b: f64, c: f64) -> f64 {
     if F { a.mul_add(b, c) } else { a * b + c }
 }
 
-/// `Σ aᵢbᵢ` with four independent partial sums (a strictly ordered sum is latency-bound).
+/// `z[r, :] = bias + h[r, :] W` for the [`BLOCK`] rows of a block: `h [BLOCK, fi]`,
+/// `w [fi, fo]`, `z [BLOCK, fo]`. Each entry is summed over `i` in order.
 #[inline(always)]
-fn dot<const F: bool>(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..4 {
-            acc[k] = madd::<F>(x[k], y[k], acc[k]);
+fn gemm_block<const F: bool>(
+    h: &[f64],
+    fi: usize,
+    w: &[f64],
+    fo: usize,
+    bias: Option<&[f64]>,
+    z: &mut [f64],
+) {
+    let (h, w, z) = (&h[..BLOCK * fi], &w[..fi * fo], &mut z[..BLOCK * fo]);
+    let mut j0 = 0;
+    while j0 + JT <= fo {
+        let init: [f64; JT] = match bias {
+            Some(b) => b[j0..j0 + JT].try_into().expect("tile"),
+            None => [0.0; JT],
+        };
+        for r0 in (0..BLOCK).step_by(RT) {
+            let mut acc = [init; RT];
+            for i in 0..fi {
+                let wr: &[f64; JT] = w[i * fo + j0..][..JT].try_into().expect("tile");
+                for (rr, a) in acc.iter_mut().enumerate() {
+                    let hv = h[(r0 + rr) * fi + i];
+                    for (aj, &wj) in a.iter_mut().zip(wr) {
+                        *aj = madd::<F>(hv, wj, *aj);
+                    }
+                }
+            }
+            for (rr, a) in acc.iter().enumerate() {
+                z[(r0 + rr) * fo + j0..][..JT].copy_from_slice(a);
+            }
+        }
+        j0 += JT;
+    }
+    for j in j0..fo {
+        let mut acc = [bias.map_or(0.0, |b| b[j]); BLOCK];
+        for i in 0..fi {
+            let wv = w[i * fo + j];
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = madd::<F>(h[r * fi + i], wv, *a);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            z[r * fo + j] = *a;
         }
     }
-    let mut tail = 0.0;
-    for (x, y) in ra.iter().zip(rb) {
-        tail = madd::<F>(*x, *y, tail);
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
+/// `gw[i, j] += Σ_r h[r, i] g[r, j]` and `gb[j] += Σ_r g[r, j]` over the rows of a block, in
+/// row order (the order of a row-by-row accumulation), each gradient tile held in registers
+/// for the whole block.
 #[inline(always)]
-fn add_assign(a: &mut [f64], b: &[f64]) {
-    for (x, &y) in a.iter_mut().zip(b) {
-        *x += y;
+fn outer_acc<const F: bool>(
+    h: &[f64],
+    fi: usize,
+    g: &[f64],
+    fo: usize,
+    gw: &mut [f64],
+    gb: Option<&mut [f64]>,
+) {
+    let (h, g, gw) = (&h[..BLOCK * fi], &g[..BLOCK * fo], &mut gw[..fi * fo]);
+    if let Some(gb) = gb {
+        for (j, a) in gb[..fo].iter_mut().enumerate() {
+            for r in 0..BLOCK {
+                *a += g[r * fo + j];
+            }
+        }
     }
+    let mut j0 = 0;
+    while j0 + JT <= fo {
+        let mut i0 = 0;
+        while i0 + RT <= fi {
+            let mut acc = [[0.0; JT]; RT];
+            for (ii, a) in acc.iter_mut().enumerate() {
+                a.copy_from_slice(&gw[(i0 + ii) * fo + j0..][..JT]);
+            }
+            for r in 0..BLOCK {
+                let gr: &[f64; JT] = g[r * fo + j0..][..JT].try_into().expect("tile");
+                for (ii, a) in acc.iter_mut().enumerate() {
+                    let hv = h[r * fi + i0 + ii];
+                    for (aj, &gj) in a.iter_mut().zip(gr) {
+                        *aj = madd::<F>(hv, gj, *aj);
+                    }
+                }
+            }
+            for (ii, a) in acc.iter().enumerate() {
+                gw[(i0 + ii) * fo + j0..][..JT].copy_from_slice(a);
+            }
+            i0 += RT;
+        }
+        for i in i0..fi {
+            let mut a: [f64; JT] = gw[i * fo + j0..][..JT].try_into().expect("tile");
+            for r in 0..BLOCK {
+                let hv = h[r * fi + i];
+                for (aj, &gj) in a.iter_mut().zip(&g[r * fo + j0..][..JT]) {
+                    *aj = madd::<F>(hv, gj, *aj);
+                }
+            }
+            gw[i * fo + j0..][..JT].copy_from_slice(&a);
+        }
+        j0 += JT;
+    }
+    for j in j0..fo {
+        for i in 0..fi {
+            let mut a = gw[i * fo + j];
+            for r in 0..BLOCK {
+                a = madd::<F>(h[r * fi + i], g[r * fo + j], a);
+            }
+            gw[i * fo + j] = a;
+        }
+    }
+}
+
+/// Copies the rows `rows` of a row-major `[_, width]` array into a `[BLOCK, width]` block,
+/// zero-padding missing rows (or everything when `src` is empty).
+#[inline(always)]
+fn load_block(src: &[f64], rows: Range<usize>, width: usize, dst: &mut [f64]) {
+    let dst = &mut dst[..BLOCK * width];
+    let m = rows.len();
+    if src.is_empty() {
+        dst.iter_mut().for_each(|v| *v = 0.0);
+        return;
+    }
+    dst[..m * width].copy_from_slice(&src[rows.start * width..rows.end * width]);
+    dst[m * width..].iter_mut().for_each(|v| *v = 0.0);
 }
 
 /// Operands of one VJP task.
@@ -168,7 +232,6 @@ fn add_assign(a: &mut [f64], b: &[f64]) {
 struct VjpArgs<'a> {
     x: &'a [f64],
     p: &'a [f64],
-    out: &'a [f64],
     w: &'a [f64],
     need_x: bool,
 }
@@ -178,7 +241,6 @@ struct VjpArgs<'a> {
 struct JvpArgs<'a> {
     x: &'a [f64],
     p: &'a [f64],
-    out: &'a [f64],
     tx: &'a [f64],
     tp: &'a [f64],
 }
@@ -212,7 +274,51 @@ impl FusedMlp {
     dispatch!(vjp_rows, vjp_rows_avx2, vjp_rows_generic, (range: Range<usize>, xrows: &mut [f64], pacc: &mut [f64], a: VjpArgs<'_>, s: &mut [f64]));
     dispatch!(jvp_rows, jvp_rows_avx2, jvp_rows_generic, (range: Range<usize>, trows: &mut [f64], a: JvpArgs<'_>, s: &mut [f64]));
 
-    /// Forward over rows `range`: packed rows into `rows`.
+    /// Scratch values for one task: the block input, each layer's `z` and `h` over a block,
+    /// three `[BLOCK, max_width]` work blocks, and a transposed copy of the weights.
+    fn scratch_len(&self) -> usize {
+        BLOCK * (self.inputs + 2 * self.hidden_total + 3 * self.max_width) + self.n_params
+    }
+
+    /// Forward pass of one block (`xb [BLOCK, inputs]`): every layer's `z` into `zs` and `h`
+    /// into `hs` (both `[BLOCK, fan_out]` at `BLOCK · scratch`).
+    #[inline(always)]
+    fn fwd_block<const F: bool>(&self, xb: &[f64], p: &[f64], zs: &mut [f64], hs: &mut [f64]) {
+        for (k, l) in self.layers.iter().enumerate() {
+            let (at, len) = (BLOCK * l.scratch, BLOCK * l.fan_out);
+            let (done, rest) = hs.split_at_mut(at);
+            let h_prev: &[f64] =
+                if k == 0 { xb } else { &done[BLOCK * self.layers[k - 1].scratch..] };
+            let z = &mut zs[at..at + len];
+            let bias = l.b.map(|b| &p[b..b + l.fan_out]);
+            gemm_block::<F>(h_prev, l.fan_in, &p[l.w..], l.fan_out, bias, z);
+            let h = &mut rest[..len];
+            h.copy_from_slice(z);
+            l.act.apply_slice_with::<F>(h);
+        }
+    }
+
+    /// `act'(z)` of layer `l` over a block, multiplied into `g`.
+    #[inline(always)]
+    fn times_derivative(l: &LayerPlan, zs: &[f64], hs: &[f64], g: &mut [f64]) {
+        let (at, len) = (BLOCK * l.scratch, BLOCK * l.fan_out);
+        let g = &mut g[..len];
+        match l.act {
+            Activation::Identity => {}
+            act if act.derivative_from_output_only() => {
+                for (gv, &h) in g.iter_mut().zip(&hs[at..at + len]) {
+                    *gv *= act.derivative_from_output(h);
+                }
+            }
+            act => {
+                for (gv, &z) in g.iter_mut().zip(&zs[at..at + len]) {
+                    *gv *= act.derivative(z);
+                }
+            }
+        }
+    }
+
+    /// Forward over rows `range`: outputs into `rows`.
     #[inline(always)]
     fn fwd_rows_generic<const F: bool>(
         &self,
@@ -222,22 +328,19 @@ impl FusedMlp {
         p: &[f64],
         s: &mut [f64],
     ) {
-        let (a, b) = s.split_at_mut(self.max_width);
-        for (i, row) in range.zip(rows.chunks_exact_mut(self.stride)) {
-            let (mut cur, mut nxt) = (&mut *a, &mut *b);
-            cur[..self.inputs].copy_from_slice(&x[i * self.inputs..(i + 1) * self.inputs]);
-            for l in &self.layers {
-                self.affine::<F>(l, p, cur, nxt);
-                let z = &mut nxt[..l.fan_out];
-                if let Some(zc) = l.z_col {
-                    row[zc..zc + l.fan_out].copy_from_slice(z);
-                }
-                l.act.apply_slice_with::<F>(z);
-                if let Some(hc) = l.h_col {
-                    row[hc..hc + l.fan_out].copy_from_slice(z);
-                }
-                std::mem::swap(&mut cur, &mut nxt);
-            }
+        let ht = BLOCK * self.hidden_total;
+        let (xb, rest) = s.split_at_mut(BLOCK * self.inputs);
+        let (zs, rest) = rest.split_at_mut(ht);
+        let hs = &mut rest[..ht];
+        let last = self.layers.last().expect("at least one layer");
+        let (o, start) = (self.outputs, range.start);
+        for b0 in range.clone().step_by(BLOCK) {
+            let b1 = (b0 + BLOCK).min(range.end);
+            load_block(x, b0..b1, self.inputs, xb);
+            self.fwd_block::<F>(xb, p, zs, hs);
+            let m = b1 - b0;
+            rows[(b0 - start) * o..(b1 - start) * o]
+                .copy_from_slice(&hs[BLOCK * last.scratch..][..m * o]);
         }
     }
 
@@ -252,14 +355,17 @@ impl FusedMlp {
         a: VjpArgs<'_>,
         s: &mut [f64],
     ) {
-        let VjpArgs { x, p, out, w, need_x } = a;
-        let (mw, ht) = (self.max_width, self.hidden_total);
-        let (hs, rest) = s.split_at_mut(ht);
-        let (ds, rest) = rest.split_at_mut(ht);
+        let VjpArgs { x, p, w, need_x } = a;
+        let (ht, mw) = (BLOCK * self.hidden_total, BLOCK * self.max_width);
+        let (xb, rest) = s.split_at_mut(BLOCK * self.inputs);
+        let (zs, rest) = rest.split_at_mut(ht);
+        let (hs, rest) = rest.split_at_mut(ht);
         let (gz, rest) = rest.split_at_mut(mw);
-        let (gh, wt) = rest.split_at_mut(mw);
-        // Transposed weights (once per task), so the input cotangent h̄ = W z̄ is an
-        // axpy over contiguous rows that vectorizes, not a strictly ordered dot product.
+        let (gh, rest) = rest.split_at_mut(mw);
+        let (wb, rest) = rest.split_at_mut(mw);
+        let wt = &mut rest[..self.n_params];
+        // Transposed weights (once per task): the input cotangent h̄ = z̄ Wᵀ is then the same
+        // blocked product as the forward pass.
         for l in &self.layers {
             for i in 0..l.fan_in {
                 for j in 0..l.fan_out {
@@ -267,81 +373,38 @@ impl FusedMlp {
                 }
             }
         }
-        let start = range.start;
-        for i in range {
-            let row = &out[i * self.stride..(i + 1) * self.stride];
-            let wrow = &w[i * self.stride..(i + 1) * self.stride];
-            self.unpack(row, hs, ds);
-            let last = self.layers.last().expect("at least one layer");
-            // Output cotangent through the output activation (plus any cotangent on a
-            // stored z_L).
-            let nl = last.fan_out;
-            for ((g, &wv), &d) in
-                gz[..nl].iter_mut().zip(&wrow[..nl]).zip(&ds[last.scratch..][..nl])
-            {
-                *g = wv * d;
-            }
-            if let Some(zc) = last.z_col {
-                add_assign(&mut gz[..nl], &wrow[zc..zc + nl]);
-            }
+        let (o, start) = (self.outputs, range.start);
+        let last = self.layers.last().expect("at least one layer");
+        for b0 in range.clone().step_by(BLOCK) {
+            let b1 = (b0 + BLOCK).min(range.end);
+            load_block(x, b0..b1, self.inputs, xb);
+            self.fwd_block::<F>(xb, p, zs, hs);
+            // Output cotangent through the output activation; padded rows get zero.
+            load_block(w, b0..b1, o, wb);
+            gz[..BLOCK * o].copy_from_slice(&wb[..BLOCK * o]);
+            Self::times_derivative(last, zs, hs, gz);
             for (k, l) in self.layers.iter().enumerate().rev() {
-                let h_prev: &[f64] = if k == 0 {
-                    &x[i * self.inputs..(i + 1) * self.inputs]
-                } else {
-                    let pl = &self.layers[k - 1];
-                    &hs[pl.scratch..pl.scratch + pl.fan_out]
-                };
-                let gzl = &gz[..l.fan_out];
+                let h_prev: &[f64] =
+                    if k == 0 { xb } else { &hs[BLOCK * self.layers[k - 1].scratch..] };
                 if !pacc.is_empty() {
-                    if let Some(b) = l.b {
-                        for (a, &g) in pacc[b..b + l.fan_out].iter_mut().zip(gzl) {
-                            *a += g;
-                        }
-                    }
-                    for (ii, &hi) in h_prev.iter().enumerate() {
-                        let acc = &mut pacc[l.w + ii * l.fan_out..][..l.fan_out];
-                        for (a, &g) in acc.iter_mut().zip(gzl) {
-                            *a = madd::<F>(hi, g, *a);
-                        }
-                    }
+                    let (gw, gb) = pacc[l.w..].split_at_mut(l.fan_in * l.fan_out);
+                    let gb = if l.b.is_some() { Some(&mut gb[..l.fan_out]) } else { None };
+                    outer_acc::<F>(h_prev, l.fan_in, gz, l.fan_out, gw, gb);
                 }
                 if k == 0 && !need_x {
                     break;
                 }
-                let ghl = &mut gh[..l.fan_in];
-                if l.fan_in <= 4 {
-                    // Few inputs, long rows: register-resident dot products.
-                    for (ii, ghi) in ghl.iter_mut().enumerate() {
-                        *ghi = dot::<F>(&p[l.w + ii * l.fan_out..][..l.fan_out], gzl);
-                    }
-                } else {
-                    ghl.iter_mut().for_each(|v| *v = 0.0);
-                    for (j, &g) in gzl.iter().enumerate() {
-                        let col = &wt[l.w + j * l.fan_in..][..l.fan_in];
-                        for (a, &w) in ghl.iter_mut().zip(col) {
-                            *a = madd::<F>(g, w, *a);
-                        }
-                    }
-                }
+                gemm_block::<F>(gz, l.fan_out, &wt[l.w..], l.fan_in, None, gh);
                 if k == 0 {
-                    let xr = &mut xrows[(i - start) * self.inputs..][..self.inputs];
-                    for (a, &g) in xr.iter_mut().zip(&gh[..self.inputs]) {
+                    let m = b1 - b0;
+                    let xr = &mut xrows[(b0 - start) * self.inputs..][..m * self.inputs];
+                    for (a, &g) in xr.iter_mut().zip(&gh[..m * self.inputs]) {
                         *a += g;
                     }
                 } else {
                     let pl = &self.layers[k - 1];
-                    let np = pl.fan_out;
-                    if let Some(hc) = pl.h_col {
-                        add_assign(&mut gh[..np], &wrow[hc..hc + np]);
-                    }
-                    for ((g, &h), &d) in
-                        gz[..np].iter_mut().zip(&gh[..np]).zip(&ds[pl.scratch..][..np])
-                    {
-                        *g = h * d;
-                    }
-                    if let Some(zc) = pl.z_col {
-                        add_assign(&mut gz[..np], &wrow[zc..zc + np]);
-                    }
+                    gz[..BLOCK * pl.fan_out].copy_from_slice(&gh[..BLOCK * pl.fan_out]);
+                    Self::times_derivative(pl, zs, hs, gz);
                 }
             }
         }
@@ -356,47 +419,38 @@ impl FusedMlp {
         a: JvpArgs<'_>,
         s: &mut [f64],
     ) {
-        let JvpArgs { x, p, out, tx, tp } = a;
-        let (mw, ht) = (self.max_width, self.hidden_total);
-        let (hs, rest) = s.split_at_mut(ht);
-        let (ds, rest) = rest.split_at_mut(ht);
-        let (ta, tb) = rest.split_at_mut(mw);
-        for (i, trow) in range.zip(trows.chunks_exact_mut(self.stride)) {
-            let row = &out[i * self.stride..(i + 1) * self.stride];
-            self.unpack(row, hs, ds);
+        let JvpArgs { x, p, tx, tp } = a;
+        let (ht, mw) = (BLOCK * self.hidden_total, BLOCK * self.max_width);
+        let (xb, rest) = s.split_at_mut(BLOCK * self.inputs);
+        let (zs, rest) = rest.split_at_mut(ht);
+        let (hs, rest) = rest.split_at_mut(ht);
+        let (ta, rest) = rest.split_at_mut(mw);
+        let (tb, rest) = rest.split_at_mut(mw);
+        let tmp = &mut rest[..mw];
+        let (o, start) = (self.outputs, range.start);
+        for b0 in range.clone().step_by(BLOCK) {
+            let b1 = (b0 + BLOCK).min(range.end);
+            load_block(x, b0..b1, self.inputs, xb);
+            self.fwd_block::<F>(xb, p, zs, hs);
             let (mut th, mut tz) = (&mut *ta, &mut *tb);
-            if tx.is_empty() {
-                th[..self.inputs].iter_mut().for_each(|v| *v = 0.0);
-            } else {
-                th[..self.inputs].copy_from_slice(&tx[i * self.inputs..][..self.inputs]);
-            }
+            load_block(tx, b0..b1, self.inputs, th);
             for (k, l) in self.layers.iter().enumerate() {
-                // ż = ḣ_prev W (+ ḃ + h_prev Ẇ when parameters move).
-                self.affine::<F>(&LayerPlan { b: None, ..l.clone() }, p, th, tz);
+                // ż = ḣ_prev W (+ ḃ + h_prev Ẇ when parameters move); ḣ = act'(z) ż.
+                gemm_block::<F>(th, l.fan_in, &p[l.w..], l.fan_out, None, tz);
                 if !tp.is_empty() {
-                    let h_prev: &[f64] = if k == 0 {
-                        &x[i * self.inputs..(i + 1) * self.inputs]
-                    } else {
-                        let pl = &self.layers[k - 1];
-                        &hs[pl.scratch..pl.scratch + pl.fan_out]
-                    };
-                    self.affine::<F>(l, tp, h_prev, th);
-                    for (a, &b) in tz[..l.fan_out].iter_mut().zip(&th[..l.fan_out]) {
+                    let h_prev: &[f64] =
+                        if k == 0 { xb } else { &hs[BLOCK * self.layers[k - 1].scratch..] };
+                    let bias = l.b.map(|b| &tp[b..b + l.fan_out]);
+                    gemm_block::<F>(h_prev, l.fan_in, &tp[l.w..], l.fan_out, bias, tmp);
+                    for (a, &b) in tz[..BLOCK * l.fan_out].iter_mut().zip(&tmp[..]) {
                         *a += b;
                     }
                 }
-                let z = &mut tz[..l.fan_out];
-                if let Some(zc) = l.z_col {
-                    trow[zc..zc + l.fan_out].copy_from_slice(z);
-                }
-                for (v, &d) in z.iter_mut().zip(&ds[l.scratch..l.scratch + l.fan_out]) {
-                    *v *= d;
-                }
-                if let Some(hc) = l.h_col {
-                    trow[hc..hc + l.fan_out].copy_from_slice(z);
-                }
+                Self::times_derivative(l, zs, hs, tz);
                 std::mem::swap(&mut th, &mut tz);
             }
+            let m = b1 - b0;
+            trows[(b0 - start) * o..(b1 - start) * o].copy_from_slice(&th[..m * o]);
         }
     }
 }
@@ -419,81 +473,34 @@ impl CustomOp for FusedMlp {
                 shapes[0], shapes[1], self.n, self.inputs, self.n_params
             )));
         }
-        Ok(vec![self.n, self.stride])
+        Ok(vec![self.n, self.outputs])
     }
 
     fn forward(&self, inputs: &[&[f64]], out: &mut [f64]) {
         let (x, p) = (inputs[0], inputs[1]);
-        for_rows(self.n, self.stride, out, |range, rows| {
-            with_scratch(2 * self.max_width, |s| self.fwd_rows(range, rows, x, p, s))
+        for_rows(self.n, self.outputs, out, |range, rows| {
+            with_scratch(self.scratch_len(), |s| self.fwd_rows(range, rows, x, p, s))
         });
     }
 
-    fn vjp(&self, inputs: &[&[f64]], out: &[f64], w: &[f64], in_cot: &mut [&mut [f64]]) {
+    fn vjp(&self, inputs: &[&[f64]], _out: &[f64], w: &[f64], in_cot: &mut [&mut [f64]]) {
         let (x, p) = (inputs[0], inputs[1]);
         let [x_cot, p_cot] = in_cot else { return };
         let need_x = !x_cot.is_empty();
-        let (mw, ht) = (self.max_width, self.hidden_total);
         for_rows_reduce(self.n, self.inputs, x_cot, p_cot, |range, xrows, pacc| {
-            with_scratch(2 * ht + 2 * mw + self.n_params, |s| {
-                self.vjp_rows(range, xrows, pacc, VjpArgs { x, p, out, w, need_x }, s)
+            with_scratch(self.scratch_len(), |s| {
+                self.vjp_rows(range, xrows, pacc, VjpArgs { x, p, w, need_x }, s)
             })
         });
     }
 
-    fn jvp(&self, inputs: &[&[f64]], out: &[f64], tangents: &[&[f64]], out_tan: &mut [f64]) {
+    fn jvp(&self, inputs: &[&[f64]], _out: &[f64], tangents: &[&[f64]], out_tan: &mut [f64]) {
         let (x, p) = (inputs[0], inputs[1]);
         let (tx, tp) = (tangents[0], tangents[1]);
-        let (mw, ht) = (self.max_width, self.hidden_total);
-        for_rows(self.n, self.stride, out_tan, |range, trows| {
-            with_scratch(2 * ht + 2 * mw, |s| {
-                self.jvp_rows(range, trows, JvpArgs { x, p, out, tx, tp }, s)
+        for_rows(self.n, self.outputs, out_tan, |range, trows| {
+            with_scratch(self.scratch_len(), |s| {
+                self.jvp_rows(range, trows, JvpArgs { x, p, tx, tp }, s)
             })
         });
-    }
-}
-
-/// Columns `start..start + len` of a row-major `[n, stride]` operand, as `[n, len]`.
-pub(crate) struct Columns {
-    pub(crate) n: usize,
-    pub(crate) stride: usize,
-    pub(crate) start: usize,
-    pub(crate) len: usize,
-}
-
-impl CustomOp for Columns {
-    fn name(&self) -> &str {
-        "nn.columns"
-    }
-    fn output_shape(&self, shapes: &[&[usize]]) -> neurohybrid_autodiff::Result<Vec<usize>> {
-        if shapes.len() != 1 || shapes[0] != [self.n, self.stride] {
-            return Err(AutodiffError::Custom {
-                op: self.name().into(),
-                message: format!("expected one [{}, {}] operand", self.n, self.stride),
-            });
-        }
-        Ok(vec![self.n, self.len])
-    }
-    fn forward(&self, inputs: &[&[f64]], out: &mut [f64]) {
-        for (o, row) in out.chunks_exact_mut(self.len).zip(inputs[0].chunks_exact(self.stride)) {
-            o.copy_from_slice(&row[self.start..self.start + self.len]);
-        }
-    }
-    fn vjp(&self, _inputs: &[&[f64]], _out: &[f64], w: &[f64], in_cot: &mut [&mut [f64]]) {
-        if in_cot[0].is_empty() {
-            return;
-        }
-        for (c, wr) in in_cot[0].chunks_exact_mut(self.stride).zip(w.chunks_exact(self.len)) {
-            for (a, &b) in c[self.start..self.start + self.len].iter_mut().zip(wr) {
-                *a += b;
-            }
-        }
-    }
-    fn jvp(&self, _inputs: &[&[f64]], _out: &[f64], tangents: &[&[f64]], out_tan: &mut [f64]) {
-        if tangents[0].is_empty() {
-            out_tan.iter_mut().for_each(|v| *v = 0.0);
-            return;
-        }
-        self.forward(tangents, out_tan);
     }
 }

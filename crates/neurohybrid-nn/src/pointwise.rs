@@ -6,7 +6,7 @@ use neurohybrid_autodiff::{Graph, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NnError, Result};
-use crate::fused::{Columns, FusedMlp};
+use crate::fused::FusedMlp;
 use crate::layer::{Layer, check_params};
 use crate::mlp::Mlp;
 use crate::params::ParamBlock;
@@ -87,14 +87,8 @@ impl Layer for Pointwise {
             PointwiseMode::Graph => self.net.forward(g, x2, p)?,
             PointwiseMode::Fused => {
                 let op = FusedMlp::new(&self.net, n);
-                let stride = op.stride();
-                let packed = g.custom(Arc::new(op), &[x2, p])?;
-                let outputs = self.net.outputs();
-                if stride == outputs {
-                    packed
-                } else {
-                    g.custom(Arc::new(Columns { n, stride, start: 0, len: outputs }), &[packed])?
-                }
+                debug_assert_eq!(op.stride(), self.net.outputs());
+                g.custom(Arc::new(op), &[x2, p])?
             }
         };
         if out_shape.len() == 1 { Ok(g.reshape(y, &out_shape)?) } else { Ok(y) }
