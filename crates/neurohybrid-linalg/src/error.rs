@@ -36,6 +36,23 @@ pub enum LinalgError {
         /// is not known (`None`); a structurally singular pattern reports the step.
         pivot: Option<usize>,
     },
+    /// A symmetric positive definite matrix was required (sparse Cholesky) and a pivot of the
+    /// factorization was not positive.
+    #[error(
+        "matrix is not positive definite (non-positive pivot at step {pivot} of the ordered factorization)"
+    )]
+    NotPositiveDefinite {
+        /// Elimination step (in the fill-reducing order) whose pivot was `≤ 0`.
+        pivot: usize,
+    },
+    /// A symmetric matrix was required and the pattern or the values are not symmetric.
+    #[error("matrix is not symmetric at ({row}, {col})")]
+    NotSymmetric {
+        /// Row of the first offending entry (its mirror `(col, row)` is missing or differs).
+        row: usize,
+        /// Column of that entry.
+        col: usize,
+    },
     /// A compressed-row pattern violates the CSR invariants.
     #[error("invalid sparse pattern: {reason} (row {row})")]
     InvalidPattern {

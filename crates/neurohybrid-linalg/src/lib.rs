@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`DenseLu`] | LU with partial pivoting (faer) | [`faer::Mat<f64>`] |
 //! | [`SparseLu`] | sparse LU (faer), symbolic analysis once per pattern | [`SparseMatrix`] |
+//! | [`SparseCholesky`] | sparse `LLᵀ` (faer, AMD) for SPD matrices, symbolic once per pattern | [`SparseMatrix`] |
 //! | [`KrylovSolver`] | GMRES(m) or CG with none / Jacobi / ILU(0) | [`SparseMatrix`] |
 //!
 //! All implement [`LinearSolver`]: `factorize`, `solve_in_place` and
@@ -83,6 +84,7 @@ mod krylov;
 mod newton;
 mod solver;
 mod sparse;
+mod sparse_cholesky;
 mod sparse_lu;
 
 pub use dense::DenseLu;
@@ -94,6 +96,7 @@ pub use krylov::{
 pub use newton::{Newton, NewtonOutcome, NewtonSolver, NewtonStatus, Residual};
 pub use solver::{LinearSolver, LinearSolverStats};
 pub use sparse::{CsrRef, SparseMatrix, SparsePattern};
+pub use sparse_cholesky::{SYMMETRY_RTOL, SparseCholesky};
 pub use sparse_lu::SparseLu;
 
 /// The README's example, compiled and run as a doctest so it cannot rot.

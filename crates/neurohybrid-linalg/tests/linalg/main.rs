@@ -4,4 +4,5 @@ mod alloc_count;
 mod common;
 mod krylov;
 mod newton;
+mod sparse_cholesky;
 mod sparse_lu;
