@@ -68,4 +68,4 @@ pub use imex::{Ark, ImexState, KenCarp4};
 pub use rosenbrock::{Rodas4, RosenbrockState, TimeDerivative};
 pub use sdirk::{DirkConfig, Esdirk4, ImplicitEuler, Kvaerno5, Sdirk, SdirkState, TrBdf2};
 pub use tableaus::{ArkTableau, DirkTableau};
-pub use wmatrix::{LinearBackend, StageSolve, Tolerances, WConfig, WMatrix};
+pub use wmatrix::{FactorKind, LinearBackend, StageSolve, Tolerances, WConfig, WMatrix};

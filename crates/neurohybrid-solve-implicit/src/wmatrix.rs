@@ -4,8 +4,11 @@
 //! `W = I − hγ J`, `J = ∂f/∂y`. [`WMatrix`] owns
 //!
 //! - the Jacobian storage (the system's own [`Jacobian`] pattern, filled in place),
-//! - `W` and its factorization: dense LU ([`DenseLu`]) for small systems, sparse LU
-//!   ([`SparseLu`], symbolic analysis once per solve, numeric refactorizations after) otherwise,
+//! - `W` and its factorization: dense LU ([`DenseLu`]) for small systems; for sparse ones a
+//!   sparse Cholesky ([`SparseCholesky`]) while `W` is symmetric positive definite (checked by
+//!   the factorization itself: symmetric pattern once, symmetric values at every refactorization,
+//!   positive pivots), sparse LU ([`SparseLu`]) otherwise or after Cholesky failed once
+//!   (symbolic analysis once per solve in either case, numeric refactorizations after),
 //! - the refresh policy: `J` is reused across steps and only re-evaluated when a Newton
 //!   iteration fails or converges slowly, or after [`WConfig::max_jacobian_age`] accepted steps;
 //!   `W` is refactored only when `J` was refreshed or `hγ` moved by more than
@@ -18,12 +21,14 @@
 //! Work is counted in the caller's [`Stats`]: `jacobian_evals`, `factorizations`,
 //! `linear_solves`. Right-hand-side evaluations inside a residual are the caller's to count.
 //!
-//! Everything is allocated in [`WMatrix::new`]; nothing after allocates.
+//! Everything is allocated in [`WMatrix::new`], except a sparse backend's symbolic analysis
+//! and factor storage, made at its first factorization (so a symmetric `W` never pays for the
+//! LU's analysis); nothing after allocates.
 
 use crate::error::{ImplicitError, Result};
 use neurohybrid_linalg::{
-    DenseLu, LinearSolver, Newton, NewtonSolver, NewtonStatus, Residual, SparseLu, SparseMatrix,
-    SparsePattern,
+    DenseLu, LinalgError, LinearSolver, Newton, NewtonSolver, NewtonStatus, Residual,
+    SparseCholesky, SparseLu, SparseMatrix, SparsePattern,
 };
 use neurohybrid_solve::{Atol, PiController, Stats, StepFailure, weighted_rms_norm};
 use neurohybrid_system::{CsrMatrix, Jacobian};
@@ -127,16 +132,30 @@ impl Tolerances {
     }
 }
 
-/// Which LU factors `W`.
+/// Which factorization `W` gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LinearBackend {
-    /// Dense LU for `n ≤ WConfig::dense_max`, sparse LU above.
+    /// Dense LU for `n ≤ WConfig::dense_max`, [`LinearBackend::Sparse`] above.
     #[default]
     Auto,
     /// Always dense LU.
     Dense,
-    /// Always sparse LU (symbolic analysis once).
+    /// Always sparse: Cholesky while `W` is symmetric positive definite, LU otherwise (and
+    /// for good after a Cholesky refusal). Symbolic analysis once per backend.
     Sparse,
+    /// Always sparse LU, even for a symmetric `W`.
+    SparseLu,
+}
+
+/// The factorization that holds (or, before the first one, will be tried for) `W`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorKind {
+    /// Dense LU with partial pivoting.
+    DenseLu,
+    /// Sparse LU (faer, COLAMD).
+    SparseLu,
+    /// Sparse Cholesky `LLᵀ` (faer, AMD).
+    SparseCholesky,
 }
 
 /// Configuration of a [`WMatrix`]: linear backend, Jacobian/factorization reuse, Newton.
@@ -209,8 +228,18 @@ enum Backend {
     /// `jd` holds `J` column-major (refilled at each Jacobian evaluation), `w` is `I − hγJ`.
     Dense { jd: Vec<f64>, w: DenseMat, lu: DenseLu },
     /// `w` has `J`'s pattern plus the diagonal; `map[k]` is the position in `w` of `J`'s k-th
-    /// stored entry and `diag[i]` that of `(i, i)`.
-    Sparse { w: SparseMatrix, lu: SparseLu, map: Vec<usize>, diag: Vec<usize> },
+    /// stored entry and `diag[i]` that of `(i, i)`. `cholesky` is tried first while
+    /// `try_cholesky` holds (cleared for good by a `NotSymmetric` / `NotPositiveDefinite`
+    /// refusal); `chol_active` says which of the two holds the current factorization.
+    Sparse {
+        w: SparseMatrix,
+        lu: SparseLu,
+        cholesky: SparseCholesky,
+        try_cholesky: bool,
+        chol_active: bool,
+        map: Vec<usize>,
+        diag: Vec<usize>,
+    },
 }
 
 /// `W = I − hγJ` with its Jacobian, factorization, reuse policy and Newton workspace.
@@ -248,7 +277,7 @@ impl WMatrix {
         let dense = match config.backend {
             LinearBackend::Auto => n <= config.dense_max,
             LinearBackend::Dense => true,
-            LinearBackend::Sparse => false,
+            LinearBackend::Sparse | LinearBackend::SparseLu => false,
         };
         let backend = if dense {
             let w = SparseMatrix::identity(n).to_dense();
@@ -266,8 +295,17 @@ impl WMatrix {
             let diag = (0..n)
                 .map(|i| pattern.diagonal_position(i).expect("with_diagonal added every (i, i)"))
                 .collect();
-            let lu = SparseLu::with_pattern(&pattern)?;
-            Backend::Sparse { w: SparseMatrix::zeros(pattern), lu, map, diag }
+            // Lazy symbolic analyses: the LU's is only paid for if Cholesky is refused.
+            let try_cholesky = config.backend != LinearBackend::SparseLu;
+            Backend::Sparse {
+                w: SparseMatrix::zeros(pattern),
+                lu: SparseLu::new(),
+                cholesky: SparseCholesky::new(),
+                try_cholesky,
+                chol_active: try_cholesky,
+                map,
+                diag,
+            }
         };
         Ok(Self {
             config,
@@ -299,6 +337,16 @@ impl WMatrix {
     /// Whether `W` is factored densely.
     pub fn is_dense(&self) -> bool {
         matches!(self.backend, Backend::Dense { .. })
+    }
+
+    /// Which factorization holds `W` (before the first factorization: the one that will be
+    /// tried first).
+    pub fn factor_kind(&self) -> FactorKind {
+        match &self.backend {
+            Backend::Dense { .. } => FactorKind::DenseLu,
+            Backend::Sparse { chol_active: true, .. } => FactorKind::SparseCholesky,
+            Backend::Sparse { .. } => FactorKind::SparseLu,
+        }
     }
 
     /// The last evaluated Jacobian `∂f/∂y` (in the system's pattern).
@@ -377,7 +425,7 @@ impl WMatrix {
                 }
                 lu.factorize(w).is_ok()
             }
-            Backend::Sparse { w, lu, map, diag } => {
+            Backend::Sparse { w, lu, cholesky, try_cholesky, chol_active, map, diag } => {
                 let wv = w.values_mut();
                 wv.fill(0.0);
                 for &d in diag.iter() {
@@ -386,7 +434,26 @@ impl WMatrix {
                 for (&k, &jv) in map.iter().zip(self.jac.values()) {
                     wv[k] -= hgamma * jv;
                 }
-                lu.factorize(w).is_ok()
+                let mut ok = false;
+                if *try_cholesky {
+                    match cholesky.factorize(w) {
+                        Ok(()) => ok = true,
+                        // Not SPD (now): LU from here on; a system whose J was symmetric once
+                        // need not stay so, and a refused Cholesky costs a wasted factorization.
+                        Err(
+                            LinalgError::NotSymmetric { .. }
+                            | LinalgError::NotPositiveDefinite { .. },
+                        ) => {
+                            *try_cholesky = false;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                *chol_active = *try_cholesky;
+                if !*try_cholesky {
+                    ok = lu.factorize(w).is_ok();
+                }
+                ok
             }
         };
         stats.factorizations += 1;
@@ -436,6 +503,7 @@ impl WMatrix {
         stats.linear_solves += 1;
         let r = match &mut self.backend {
             Backend::Dense { lu, .. } => lu.solve_in_place(b),
+            Backend::Sparse { cholesky, chol_active: true, .. } => cholesky.solve_in_place(b),
             Backend::Sparse { lu, .. } => lu.solve_in_place(b),
         };
         r.map_err(|_| StepFailure::SingularMatrix)
@@ -527,6 +595,9 @@ impl WMatrix {
         let mut scaled = ScaledResidual { inner: residual, c };
         let outcome = match &mut self.backend {
             Backend::Dense { lu, .. } => self.newton.solve(&mut scaled, lu, z, scale),
+            Backend::Sparse { cholesky, chol_active: true, .. } => {
+                self.newton.solve(&mut scaled, cholesky, z, scale)
+            }
             Backend::Sparse { lu, .. } => self.newton.solve(&mut scaled, lu, z, scale),
         };
         let outcome = outcome.map_err(|_| StepFailure::SingularMatrix)?;
@@ -559,9 +630,11 @@ mod tests {
     use super::*;
     use neurohybrid_system::{OdeSystem, SparsityPattern, dense_pattern, tridiagonal_pattern};
 
-    /// `y' = A y − y³` with `A` tridiagonal (−2, 1), pattern given.
+    /// `y' = A y − y³` with `A` tridiagonal (−2 on the diagonal, `1 + skew` below, 1 above;
+    /// symmetric for `skew = 0`), pattern given.
     struct Cubic {
         pattern: SparsityPattern,
+        skew: f64,
     }
     impl OdeSystem for Cubic {
         fn n_states(&self) -> usize {
@@ -575,7 +648,7 @@ mod tests {
             for i in 0..n {
                 let l = if i > 0 { y[i - 1] } else { 0.0 };
                 let r = if i + 1 < n { y[i + 1] } else { 0.0 };
-                dy[i] = l - 2.0 * y[i] + r - y[i].powi(3);
+                dy[i] = (1.0 + self.skew) * l - 2.0 * y[i] + r - y[i].powi(3);
             }
         }
     }
@@ -587,7 +660,9 @@ mod tests {
             for (i, j, v) in out.triplet_iter_mut() {
                 *v = if i == j {
                     -2.0 - 3.0 * y[i] * y[i]
-                } else if i.abs_diff(j) == 1 {
+                } else if j + 1 == i {
+                    1.0 + self.skew
+                } else if i + 1 == j {
                     1.0
                 } else {
                     0.0
@@ -596,13 +671,22 @@ mod tests {
         }
     }
 
-    fn implicit_euler(backend: LinearBackend, pattern: SparsityPattern) -> (Vec<f64>, Stats) {
-        let sys = Cubic { pattern };
+    fn implicit_euler(
+        backend: LinearBackend,
+        pattern: SparsityPattern,
+        skew: f64,
+    ) -> (Vec<f64>, Stats, FactorKind) {
+        let sys = Cubic { pattern, skew };
         let n = sys.n_states();
         let config = WConfig { backend, ..WConfig::default() };
         let mut wm = WMatrix::new(&sys, config).unwrap();
         let mut stats = Stats::default();
-        let h = 0.1;
+        // h = 0.1 made this test fail (both backends): from the predictor z = y_n the first
+        // increment is ~6e7 in the rtol = 1e-10 norm and simplified Newton contracts at
+        // θ ≈ 0.05, so Hairer–Wanner's slow-convergence estimate θ^(kmax−k)/(1−θ)‖Δ‖ ≈ 14
+        // exceeds κ = 0.03 even with a fresh J: Newton correctly refuses a step that is too
+        // long for that tolerance. h = 0.02 gives θ ≈ 0.01 and converges in 3–4 iterations.
+        let h = 0.02;
         let mut y: Vec<f64> = (0..n).map(|i| 1.0 + 0.1 * i as f64).collect();
         let mut f = vec![0.0; n];
         let mut scale = vec![0.0; n];
@@ -622,17 +706,29 @@ mod tests {
             y = z;
             wm.step_accepted();
         }
-        (y, stats)
+        (y, stats, wm.factor_kind())
     }
 
     #[test]
     fn dense_and_sparse_backends_agree_and_reuse_the_factorization() {
-        let (yd, sd) = implicit_euler(LinearBackend::Dense, tridiagonal_pattern(6));
-        let (ys, ss) = implicit_euler(LinearBackend::Sparse, tridiagonal_pattern(6));
-        for (a, b) in yd.iter().zip(&ys) {
-            assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        for skew in [0.0, 0.5] {
+            let (yd, sd, kd) = implicit_euler(LinearBackend::Dense, tridiagonal_pattern(6), skew);
+            assert_eq!(kd, FactorKind::DenseLu);
+            let expected =
+                if skew == 0.0 { FactorKind::SparseCholesky } else { FactorKind::SparseLu };
+            for (backend, kind) in
+                [(LinearBackend::Sparse, expected), (LinearBackend::SparseLu, FactorKind::SparseLu)]
+            {
+                let (ys, ss, ks) = implicit_euler(backend, tridiagonal_pattern(6), skew);
+                assert_eq!(ks, kind, "skew = {skew}");
+                for (a, b) in yd.iter().zip(&ys) {
+                    assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+                }
+                assert_eq!(sd.jacobian_evals, ss.jacobian_evals);
+                assert_eq!(sd.factorizations, ss.factorizations);
+            }
         }
-        assert_eq!(sd.jacobian_evals, ss.jacobian_evals);
+        let (_, sd, _) = implicit_euler(LinearBackend::Dense, tridiagonal_pattern(6), 0.0);
         // Constant h: J is reused until Newton slows down, so far fewer J's than steps.
         assert!(sd.jacobian_evals < 5, "{sd:?}");
         assert_eq!(sd.factorizations, sd.jacobian_evals);
@@ -641,15 +737,46 @@ mod tests {
 
     #[test]
     fn auto_backend_picks_dense_for_small_systems() {
-        let small = Cubic { pattern: dense_pattern(3) };
+        let small = Cubic { pattern: dense_pattern(3), skew: 0.0 };
         assert!(WMatrix::new(&small, WConfig::default()).unwrap().is_dense());
-        let big = Cubic { pattern: tridiagonal_pattern(100) };
-        assert!(!WMatrix::new(&big, WConfig::default()).unwrap().is_dense());
+        let big = Cubic { pattern: tridiagonal_pattern(100), skew: 0.0 };
+        let wm = WMatrix::new(&big, WConfig::default()).unwrap();
+        assert!(!wm.is_dense());
+        assert_eq!(wm.factor_kind(), FactorKind::SparseCholesky);
+    }
+
+    #[test]
+    fn indefinite_symmetric_w_falls_back_to_lu_for_good() {
+        // At y = 0, J = tridiag(1, −2, 1) has eigenvalues in (−4, 0); with hγ = −1,
+        // W = I + J is symmetric, indefinite and (n + 1 = 41 odd) nonsingular.
+        let sys = Cubic { pattern: tridiagonal_pattern(40), skew: 0.0 };
+        let config = WConfig { backend: LinearBackend::Sparse, ..WConfig::default() };
+        let mut wm = WMatrix::new(&sys, config).unwrap();
+        let mut stats = Stats::default();
+        let y = vec![0.0; 40];
+        wm.prepare(&sys, 0.0, &y, &[], 0.1, &mut stats).unwrap();
+        assert_eq!(wm.factor_kind(), FactorKind::SparseCholesky);
+        let mut b = vec![1.0; 40];
+        wm.solve_in_place(&mut b, &mut stats).unwrap();
+        wm.prepare(&sys, 0.0, &y, &[], -1.0, &mut stats).unwrap();
+        assert_eq!(wm.factor_kind(), FactorKind::SparseLu);
+        let mut x = vec![1.0; 40];
+        wm.solve_in_place(&mut x, &mut stats).unwrap();
+        // Check W x = 1 with W = I + J.
+        let mut jx = vec![0.0; 40];
+        sys.rhs(0.0, &x, &[], &mut jx); // f(x) = J x − x³; add back x³
+        for i in 0..40 {
+            let wx = x[i] + jx[i] + x[i].powi(3);
+            assert!((wx - 1.0).abs() < 1e-10, "{i}: {wx}");
+        }
+        wm.prepare(&sys, 0.0, &y, &[], 0.1, &mut stats).unwrap();
+        assert_eq!(wm.factor_kind(), FactorKind::SparseLu);
+        assert_eq!(stats.factorizations, 3);
     }
 
     #[test]
     fn refactors_only_beyond_the_threshold() {
-        let sys = Cubic { pattern: dense_pattern(2) };
+        let sys = Cubic { pattern: dense_pattern(2), skew: 0.0 };
         let mut wm = WMatrix::new(&sys, WConfig::default()).unwrap();
         let mut stats = Stats::default();
         let y = [0.5, 0.5];
@@ -665,7 +792,7 @@ mod tests {
     fn singular_w_is_a_step_failure() {
         // J = diag(−2 − 3y²) at y = 0 is −2 on the diagonal (+ off-diagonals); for n = 1,
         // W = 1 + 2hγ·... choose hγ = −0.5 so that W = 1 − (−0.5)(−2) = 0.
-        let sys = Cubic { pattern: dense_pattern(1) };
+        let sys = Cubic { pattern: dense_pattern(1), skew: 0.0 };
         let mut wm = WMatrix::new(&sys, WConfig::default()).unwrap();
         let mut stats = Stats::default();
         let r = wm.prepare(&sys, 0.0, &[0.0], &[], -0.5, &mut stats);
