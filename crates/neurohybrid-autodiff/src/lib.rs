@@ -22,9 +22,11 @@
 //! - elementwise binary with broadcasting (equal shapes, scalar, `[m,n]∘[n]` row,
 //!   `[m,n]∘[m,1]` column): [`add`](Graph::add), [`sub`](Graph::sub), [`mul`](Graph::mul),
 //!   [`div`](Graph::div);
-//! - linear algebra: [`matmul`](Graph::matmul) (faer for large blocks, a hand loop for small
-//!   ones), [`spmv`](Graph::spmv) (constant [`Csr`]) and [`spmv_values`](Graph::spmv_values)
-//!   (differentiable values on a fixed pattern), both for a vector or a `[n,k]` block;
+//! - linear algebra: [`matmul`](Graph::matmul) (faer, a hand loop for tiny products; at
+//!   compile time `matmul → bias add → tanh/sigmoid/relu` fuses into one instruction, see
+//!   [`Graph::compile_unfused`]), [`spmv`](Graph::spmv) (constant [`Csr`]) and
+//!   [`spmv_values`](Graph::spmv_values) (differentiable values on a fixed pattern), both for
+//!   a vector or a `[n,k]` block;
 //! - reductions: [`sum`](Graph::sum), [`mean`](Graph::mean), [`dot`](Graph::dot),
 //!   [`sum_axis`](Graph::sum_axis);
 //! - data movement: [`slice`](Graph::slice), [`concat`](Graph::concat),

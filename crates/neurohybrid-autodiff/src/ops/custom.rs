@@ -22,9 +22,9 @@ pub trait CustomOp: Send + Sync {
     fn output_shape(&self, input_shapes: &[&[usize]]) -> Result<Vec<usize>>;
     /// Writes the op's value into `out` (overwrite).
     fn forward(&self, inputs: &[&[f64]], out: &mut [f64]);
-    /// Accumulate (+=) wᵀ ∂out/∂input_i into in_cot[i]; an empty slot is not needed.
+    /// Accumulate (+=) `wᵀ ∂out/∂input_i` into `in_cot[i]`; an empty slot is not needed.
     fn vjp(&self, inputs: &[&[f64]], out: &[f64], w: &[f64], in_cot: &mut [&mut [f64]]);
-    /// out_tan = Σ_i ∂out/∂input_i · tangents[i]; an empty tangent is zero.
+    /// `out_tan = Σ_i ∂out/∂input_i · tangents[i]`; an empty tangent is zero.
     fn jvp(&self, inputs: &[&[f64]], out: &[f64], tangents: &[&[f64]], out_tan: &mut [f64]);
 }
 
