@@ -2,6 +2,7 @@
 //! against central finite differences (of the continuous problem, and of the same discrete map
 //! under frozen steps), against each other, and against the matrix exponential; impulses with
 //! parameters; a hybrid MLP right-hand side through `TapeSystem`; checkpoint memory bounds.
+#![allow(clippy::needless_range_loop)] // the matrix test systems index like their formulas
 
 use neurohybrid_autodiff::Graph;
 use neurohybrid_solve::sensitivity::{
