@@ -30,8 +30,9 @@ const NAME: &str = "interpolating adjoint";
 /// `λ ← (∂M/∂y)ᵀλ`, `μ += (∂M/∂p)ᵀλ`.
 ///
 /// Because the state is never re-integrated backward, it is stable on diffusion PDEs, where
-/// [`BacksolveAdjoint`](super::BacksolveAdjoint) is not — with [`QuadratureAdjoint`]
-/// (super::QuadratureAdjoint) and the discrete adjoint, one of the PDE methods. Cost: one
+/// [`BacksolveAdjoint`](super::BacksolveAdjoint) is not — with
+/// [`QuadratureAdjoint`](super::QuadratureAdjoint) and the discrete adjoint, one of the PDE
+/// methods. Cost: one
 /// backward solve, one VJP per adjoint right-hand side; memory: the forward dense output
 /// (`steps × (degree + 1)` state vectors), or with [`InterpolatingAdjoint::with_checkpoints`]
 /// `K` checkpoints plus the dense output of one of `K` stretches, recomputed during the
