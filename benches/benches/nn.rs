@@ -1,8 +1,10 @@
 //! Neural layers, forward + VJP, ours against dfdx in the same run. Prints JSON lines:
-//! - `{"bench":"pointwise_mlp_1e6","ours_ns":…,"dfdx_ns":…,"ratio":…,"graph_ns":…}`: a
+//! - `{"bench":"pointwise_mlp_1e6","ours_ns":…,"dfdx_ns":…,"ratio":…,"graph_ns":…,"stored_ns":…}`: a
 //!   `Pointwise` MLP 1→16→16→1 (tanh) over 10⁶ voxels, our fused kernel vs dfdx's batched
 //!   `Linear` stack (ratio = dfdx/ours); `graph_ns` is the same network recorded op by op as
-//!   batched matmuls on our tape (the measurement behind the fused kernel, ADR 0005).
+//!   batched matmuls on our tape (the measurement behind the fused kernel, ADR 0005), and
+//!   `stored_ns` the fused kernel saving its hidden activations instead of recomputing them
+//!   (`PointwiseMode::FusedStored`, the recompute-vs-store measurement).
 //! - `{"bench":"mlp_2_50_2_b20","ours_ns":…,"dfdx_ns":…,"ratio":…}`: an `Mlp` 2→50→2 (tanh)
 //!   at batch 20.
 //!
@@ -60,8 +62,8 @@ fn report(group: &str, ids: &[&str]) {
     match medians.as_deref() {
         Some([ours, dfdx, rest @ ..]) => {
             let mut fields = vec![("ours_ns", *ours), ("dfdx_ns", *dfdx), ("ratio", dfdx / ours)];
-            if let Some(graph) = rest.first() {
-                fields.push(("graph_ns", *graph));
+            for (name, v) in ["graph_ns", "stored_ns"].into_iter().zip(rest) {
+                fields.push((name, *v));
             }
             report_json(group, &fields);
         }
@@ -119,6 +121,16 @@ fn pointwise_1e6(c: &mut Criterion) {
     });
     drop(ws);
     group.bench_function("dfdx", |b| b.iter(|| black_box(dfdx_vjp())));
+    let stored = tape_of(&Pointwise::new(net.clone()).with_mode(PointwiseMode::FusedStored), &[N]);
+    let mut sws = stored.workspace();
+    group.bench_function("stored", |b| {
+        b.iter(|| {
+            stored.forward(&mut sws, black_box(&[&x, &p])).unwrap();
+            stored.vjp(&mut sws, &[&w], &mut [&mut gx, &mut gp]).unwrap();
+            black_box(&gp);
+        })
+    });
+    drop(sws);
     let graph = tape_of(&Pointwise::new(net.clone()).with_mode(PointwiseMode::Graph), &[N]);
     let mut gws = graph.workspace();
     group.bench_function("graph", |b| {
@@ -129,7 +141,7 @@ fn pointwise_1e6(c: &mut Criterion) {
         })
     });
     group.finish();
-    report("pointwise_mlp_1e6", &["ours", "dfdx", "graph"]);
+    report("pointwise_mlp_1e6", &["ours", "dfdx", "graph", "stored"]);
 }
 
 fn mlp_b20(c: &mut Criterion) {

@@ -46,6 +46,9 @@ struct LayerPlan {
     act: Activation,
     /// Offset (in values per row) of this layer's `z`/`h` in the block scratch.
     scratch: usize,
+    /// Stored mode: column of this layer's saved activation in the packed output row (`h` when
+    /// the derivative is a function of it, else `z`; the last layer only saves a needed `z`).
+    col: Option<usize>,
 }
 
 /// Fused MLP over rows: operands `x [n, inputs]`, `p [n_params]`; output `y [n, outputs]`.
@@ -56,20 +59,32 @@ pub(crate) struct FusedMlp {
     n_params: usize,
     max_width: usize,
     hidden_total: usize,
+    /// Values per output row: `outputs`, or the packed `[y | s₁ | …]` row in stored mode.
+    stride: usize,
     layers: Vec<LayerPlan>,
 }
 
 impl FusedMlp {
-    pub(crate) fn new(net: &Mlp, n: usize) -> Self {
-        let mut layers = Vec::with_capacity(net.widths.len() - 1);
-        let (mut off, mut scratch) = (0, 0);
+    /// The op; `store` saves each layer's activations in a packed output row for the VJP
+    /// (instead of recomputing them per block), read back through [`Columns`].
+    pub(crate) fn new(net: &Mlp, n: usize, store: bool) -> Self {
+        let n_layers = net.widths.len() - 1;
+        let mut layers = Vec::with_capacity(n_layers);
+        let (mut off, mut scratch, mut stride) = (0, 0, net.outputs());
         for (k, d) in net.layers().enumerate() {
+            let act = net.activation_after(k);
+            let saved = store && (k + 1 < n_layers || !act.derivative_from_output_only());
+            let col = saved.then_some(stride);
+            if saved {
+                stride += d.outputs;
+            }
             layers.push(LayerPlan {
+                col,
                 fan_in: d.inputs,
                 fan_out: d.outputs,
                 w: off,
                 b: d.bias.then_some(off + d.inputs * d.outputs),
-                act: net.activation_after(k),
+                act,
                 scratch,
             });
             scratch += d.outputs;
@@ -82,13 +97,19 @@ impl FusedMlp {
             n_params: off,
             max_width: net.widths.iter().copied().max().unwrap_or(1),
             hidden_total: scratch,
+            stride,
             layers,
         }
     }
 
     /// Values per output row.
     pub(crate) fn stride(&self) -> usize {
-        self.outputs
+        self.stride
+    }
+
+    /// Whether the layer's saved activation is `h` (else `z`).
+    fn saves_h(l: &LayerPlan) -> bool {
+        l.act.derivative_from_output_only()
     }
 }
 
@@ -227,11 +248,47 @@ fn load_block(src: &[f64], rows: Range<usize>, width: usize, dst: &mut [f64]) {
     dst[m * width..].iter_mut().for_each(|v| *v = 0.0);
 }
 
+#[inline(always)]
+fn add_assign(a: &mut [f64], b: &[f64]) {
+    for (x, &y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+/// Copies columns `col..col + width` of the rows `rows` of a row-major `[_, stride]` array into
+/// a `[BLOCK, width]` block, zero-padding missing rows.
+#[inline(always)]
+fn load_cols(
+    src: &[f64],
+    rows: Range<usize>,
+    stride: usize,
+    col: usize,
+    width: usize,
+    dst: &mut [f64],
+) {
+    let dst = &mut dst[..BLOCK * width];
+    let m = rows.len();
+    for (d, r) in dst.chunks_exact_mut(width).zip(rows) {
+        d.copy_from_slice(&src[r * stride + col..][..width]);
+    }
+    dst[m * width..].iter_mut().for_each(|v| *v = 0.0);
+}
+
+/// Writes the first `m` rows of a `[BLOCK, width]` block into columns `col..` of `dst`
+/// (`[m, stride]`).
+#[inline(always)]
+fn store_cols(src: &[f64], m: usize, stride: usize, col: usize, width: usize, dst: &mut [f64]) {
+    for (r, s) in src[..m * width].chunks_exact(width).enumerate() {
+        dst[r * stride + col..][..width].copy_from_slice(s);
+    }
+}
+
 /// Operands of one VJP task.
 #[derive(Clone, Copy)]
 struct VjpArgs<'a> {
     x: &'a [f64],
     p: &'a [f64],
+    out: &'a [f64],
     w: &'a [f64],
     need_x: bool,
 }
@@ -298,6 +355,31 @@ impl FusedMlp {
         }
     }
 
+    /// Stored mode: every layer's `z`/`h` of one block read back from the packed rows `out`
+    /// (an `h` saved as `z` is re-activated; `y` is the last layer's `h`).
+    fn unpack_block(&self, out: &[f64], rows: Range<usize>, zs: &mut [f64], hs: &mut [f64]) {
+        let (sd, n_layers) = (self.stride, self.layers.len());
+        for (k, l) in self.layers.iter().enumerate() {
+            let (at, len) = (BLOCK * l.scratch, BLOCK * l.fan_out);
+            if k + 1 == n_layers {
+                load_cols(out, rows.clone(), sd, 0, l.fan_out, &mut hs[at..]);
+            }
+            match l.col {
+                Some(c) if Self::saves_h(l) => {
+                    load_cols(out, rows.clone(), sd, c, l.fan_out, &mut hs[at..])
+                }
+                Some(c) => {
+                    load_cols(out, rows.clone(), sd, c, l.fan_out, &mut zs[at..]);
+                    if k + 1 < n_layers {
+                        hs[at..at + len].copy_from_slice(&zs[at..at + len]);
+                        l.act.apply_slice(&mut hs[at..at + len]);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
     /// `act'(z)` of layer `l` over a block, multiplied into `g`.
     #[inline(always)]
     fn times_derivative(l: &LayerPlan, zs: &[f64], hs: &[f64], g: &mut [f64]) {
@@ -338,9 +420,15 @@ impl FusedMlp {
             let b1 = (b0 + BLOCK).min(range.end);
             load_block(x, b0..b1, self.inputs, xb);
             self.fwd_block::<F>(xb, p, zs, hs);
-            let m = b1 - b0;
-            rows[(b0 - start) * o..(b1 - start) * o]
-                .copy_from_slice(&hs[BLOCK * last.scratch..][..m * o]);
+            let (m, sd) = (b1 - b0, self.stride);
+            let dst = &mut rows[(b0 - start) * sd..(b1 - start) * sd];
+            store_cols(&hs[BLOCK * last.scratch..], m, sd, 0, o, dst);
+            for l in &self.layers {
+                if let Some(c) = l.col {
+                    let src = if Self::saves_h(l) { &*hs } else { &*zs };
+                    store_cols(&src[BLOCK * l.scratch..], m, sd, c, l.fan_out, dst);
+                }
+            }
         }
     }
 
@@ -355,7 +443,8 @@ impl FusedMlp {
         a: VjpArgs<'_>,
         s: &mut [f64],
     ) {
-        let VjpArgs { x, p, w, need_x } = a;
+        let VjpArgs { x, p, out, w, need_x } = a;
+        let sd = self.stride;
         let (ht, mw) = (BLOCK * self.hidden_total, BLOCK * self.max_width);
         let (xb, rest) = s.split_at_mut(BLOCK * self.inputs);
         let (zs, rest) = rest.split_at_mut(ht);
@@ -378,11 +467,19 @@ impl FusedMlp {
         for b0 in range.clone().step_by(BLOCK) {
             let b1 = (b0 + BLOCK).min(range.end);
             load_block(x, b0..b1, self.inputs, xb);
-            self.fwd_block::<F>(xb, p, zs, hs);
+            if sd == o {
+                self.fwd_block::<F>(xb, p, zs, hs);
+            } else {
+                self.unpack_block(out, b0..b1, zs, hs);
+            }
             // Output cotangent through the output activation; padded rows get zero.
-            load_block(w, b0..b1, o, wb);
+            load_cols(w, b0..b1, sd, 0, o, wb);
             gz[..BLOCK * o].copy_from_slice(&wb[..BLOCK * o]);
             Self::times_derivative(last, zs, hs, gz);
+            if let Some(c) = last.col {
+                load_cols(w, b0..b1, sd, c, o, wb);
+                add_assign(&mut gz[..BLOCK * o], &wb[..BLOCK * o]);
+            }
             for (k, l) in self.layers.iter().enumerate().rev() {
                 let h_prev: &[f64] =
                     if k == 0 { xb } else { &hs[BLOCK * self.layers[k - 1].scratch..] };
@@ -403,8 +500,20 @@ impl FusedMlp {
                     }
                 } else {
                     let pl = &self.layers[k - 1];
-                    gz[..BLOCK * pl.fan_out].copy_from_slice(&gh[..BLOCK * pl.fan_out]);
+                    let len = BLOCK * pl.fan_out;
+                    gz[..len].copy_from_slice(&gh[..len]);
+                    // Cotangents on the saved activations (zero when only `y` is read).
+                    let saved = pl.col.map(|c| {
+                        load_cols(w, b0..b1, sd, c, pl.fan_out, wb);
+                        Self::saves_h(pl)
+                    });
+                    if saved == Some(true) {
+                        add_assign(&mut gz[..len], &wb[..len]);
+                    }
                     Self::times_derivative(pl, zs, hs, gz);
+                    if saved == Some(false) {
+                        add_assign(&mut gz[..len], &wb[..len]);
+                    }
                 }
             }
         }
@@ -446,11 +555,19 @@ impl FusedMlp {
                         *a += b;
                     }
                 }
+                let (m, sd) = (b1 - b0, self.stride);
+                let dst = &mut trows[(b0 - start) * sd..(b1 - start) * sd];
+                if let (Some(c), false) = (l.col, Self::saves_h(l)) {
+                    store_cols(tz, m, sd, c, l.fan_out, dst);
+                }
                 Self::times_derivative(l, zs, hs, tz);
+                if let (Some(c), true) = (l.col, Self::saves_h(l)) {
+                    store_cols(tz, m, sd, c, l.fan_out, dst);
+                }
                 std::mem::swap(&mut th, &mut tz);
             }
-            let m = b1 - b0;
-            trows[(b0 - start) * o..(b1 - start) * o].copy_from_slice(&th[..m * o]);
+            let (m, sd) = (b1 - b0, self.stride);
+            store_cols(th, m, sd, 0, o, &mut trows[(b0 - start) * sd..(b1 - start) * sd]);
         }
     }
 }
@@ -473,23 +590,23 @@ impl CustomOp for FusedMlp {
                 shapes[0], shapes[1], self.n, self.inputs, self.n_params
             )));
         }
-        Ok(vec![self.n, self.outputs])
+        Ok(vec![self.n, self.stride])
     }
 
     fn forward(&self, inputs: &[&[f64]], out: &mut [f64]) {
         let (x, p) = (inputs[0], inputs[1]);
-        for_rows(self.n, self.outputs, out, |range, rows| {
+        for_rows(self.n, self.stride, out, |range, rows| {
             with_scratch(self.scratch_len(), |s| self.fwd_rows(range, rows, x, p, s))
         });
     }
 
-    fn vjp(&self, inputs: &[&[f64]], _out: &[f64], w: &[f64], in_cot: &mut [&mut [f64]]) {
+    fn vjp(&self, inputs: &[&[f64]], out: &[f64], w: &[f64], in_cot: &mut [&mut [f64]]) {
         let (x, p) = (inputs[0], inputs[1]);
         let [x_cot, p_cot] = in_cot else { return };
         let need_x = !x_cot.is_empty();
         for_rows_reduce(self.n, self.inputs, x_cot, p_cot, |range, xrows, pacc| {
             with_scratch(self.scratch_len(), |s| {
-                self.vjp_rows(range, xrows, pacc, VjpArgs { x, p, w, need_x }, s)
+                self.vjp_rows(range, xrows, pacc, VjpArgs { x, p, out, w, need_x }, s)
             })
         });
     }
@@ -497,10 +614,55 @@ impl CustomOp for FusedMlp {
     fn jvp(&self, inputs: &[&[f64]], _out: &[f64], tangents: &[&[f64]], out_tan: &mut [f64]) {
         let (x, p) = (inputs[0], inputs[1]);
         let (tx, tp) = (tangents[0], tangents[1]);
-        for_rows(self.n, self.outputs, out_tan, |range, trows| {
+        for_rows(self.n, self.stride, out_tan, |range, trows| {
             with_scratch(self.scratch_len(), |s| {
                 self.jvp_rows(range, trows, JvpArgs { x, p, tx, tp }, s)
             })
         });
+    }
+}
+
+/// Columns `start..start + len` of a row-major `[n, stride]` operand, as `[n, len]`.
+pub(crate) struct Columns {
+    pub(crate) n: usize,
+    pub(crate) stride: usize,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+}
+
+impl CustomOp for Columns {
+    fn name(&self) -> &str {
+        "nn.columns"
+    }
+    fn output_shape(&self, shapes: &[&[usize]]) -> neurohybrid_autodiff::Result<Vec<usize>> {
+        if shapes.len() != 1 || shapes[0] != [self.n, self.stride] {
+            return Err(AutodiffError::Custom {
+                op: self.name().into(),
+                message: format!("expected one [{}, {}] operand", self.n, self.stride),
+            });
+        }
+        Ok(vec![self.n, self.len])
+    }
+    fn forward(&self, inputs: &[&[f64]], out: &mut [f64]) {
+        for (o, row) in out.chunks_exact_mut(self.len).zip(inputs[0].chunks_exact(self.stride)) {
+            o.copy_from_slice(&row[self.start..self.start + self.len]);
+        }
+    }
+    fn vjp(&self, _inputs: &[&[f64]], _out: &[f64], w: &[f64], in_cot: &mut [&mut [f64]]) {
+        if in_cot[0].is_empty() {
+            return;
+        }
+        for (c, wr) in in_cot[0].chunks_exact_mut(self.stride).zip(w.chunks_exact(self.len)) {
+            for (a, &b) in c[self.start..self.start + self.len].iter_mut().zip(wr) {
+                *a += b;
+            }
+        }
+    }
+    fn jvp(&self, _inputs: &[&[f64]], _out: &[f64], tangents: &[&[f64]], out_tan: &mut [f64]) {
+        if tangents[0].is_empty() {
+            out_tan.iter_mut().for_each(|v| *v = 0.0);
+            return;
+        }
+        self.forward(tangents, out_tan);
     }
 }

@@ -6,7 +6,7 @@ use neurohybrid_autodiff::{Graph, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NnError, Result};
-use crate::fused::FusedMlp;
+use crate::fused::{Columns, FusedMlp};
 use crate::layer::{Layer, check_params};
 use crate::mlp::Mlp;
 use crate::params::ParamBlock;
@@ -15,9 +15,13 @@ use crate::params::ParamBlock;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PointwiseMode {
-    /// One fused custom op, parallel over chunks of points (the default; see `fused.rs`).
+    /// One fused custom op, parallel over chunks of points (the default; see `fused.rs`). The
+    /// VJP and JVP recompute the hidden activations per block of points: memory O(n · outputs).
     #[default]
     Fused,
+    /// The fused op saving every hidden activation for the VJP instead of recomputing it
+    /// (memory O(n · Σ widths); kept for measuring that trade-off, ADR 0005).
+    FusedStored,
     /// The network's dense layers recorded op by op as batched matmuls (a reference, and the
     /// path for graphs that want every intermediate visible).
     Graph,
@@ -85,10 +89,16 @@ impl Layer for Pointwise {
         let x2 = if rank1 { g.reshape(x, &[n, 1])? } else { x };
         let y = match self.mode {
             PointwiseMode::Graph => self.net.forward(g, x2, p)?,
-            PointwiseMode::Fused => {
-                let op = FusedMlp::new(&self.net, n);
-                debug_assert_eq!(op.stride(), self.net.outputs());
-                g.custom(Arc::new(op), &[x2, p])?
+            PointwiseMode::Fused | PointwiseMode::FusedStored => {
+                let op = FusedMlp::new(&self.net, n, self.mode == PointwiseMode::FusedStored);
+                let stride = op.stride();
+                let packed = g.custom(Arc::new(op), &[x2, p])?;
+                let outputs = self.net.outputs();
+                if stride == outputs {
+                    packed
+                } else {
+                    g.custom(Arc::new(Columns { n, stride, start: 0, len: outputs }), &[packed])?
+                }
             }
         };
         if out_shape.len() == 1 { Ok(g.reshape(y, &out_shape)?) } else { Ok(y) }

@@ -45,11 +45,14 @@ fn blocked_kernel_tile_remainders_and_partial_blocks_match_graph() {
         (vec![1, 16, 16, 1], Activation::Relu, Activation::Identity, true),
     ] {
         let net = Mlp::new(&widths, act).unwrap().with_output_activation(out_act).with_bias(bias);
-        for n in [1, 37, 4096 + 13] {
+        for (n, mode) in [1, 37, 4096 + 13]
+            .into_iter()
+            .flat_map(|n| [(n, PointwiseMode::Fused), (n, PointwiseMode::FusedStored)])
+        {
             let f = net.inputs();
             let x = uniform(11, n * f, 2.0);
             let p = test_params(&net, 12);
-            let fused = layer_tape(&Pointwise::new(net.clone()), &[n, f]);
+            let fused = layer_tape(&Pointwise::new(net.clone()).with_mode(mode), &[n, f]);
             let graph =
                 layer_tape(&Pointwise::new(net.clone()).with_mode(PointwiseMode::Graph), &[n, f]);
             let (yf, yg) = (eval(&fused, &[&x, &p]), eval(&graph, &[&x, &p]));
@@ -73,14 +76,16 @@ fn fused_16_wide_gradients_are_deterministic_across_thread_counts() {
     let n = 50_003;
     let x = uniform(16, n, 2.0);
     let p = test_params(&net, 17);
-    let tape = layer_tape(&Pointwise::new(net), &[n, 1]);
     let w = uniform(18, n, 1.0);
-    let (gx_pool, gp_pool) = vjp2(&tape, &[&x, &p], &w);
-    for threads in [1, 3] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let (gx, gp) = pool.install(|| vjp2(&tape, &[&x, &p], &w));
-        assert_eq!(gp_pool, gp, "{threads} threads");
-        assert_eq!(gx_pool, gx, "{threads} threads");
+    for mode in [PointwiseMode::Fused, PointwiseMode::FusedStored] {
+        let tape = layer_tape(&Pointwise::new(net.clone()).with_mode(mode), &[n, 1]);
+        let (gx_pool, gp_pool) = vjp2(&tape, &[&x, &p], &w);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let (gx, gp) = pool.install(|| vjp2(&tape, &[&x, &p], &w));
+            assert_eq!(gp_pool, gp, "{mode:?}, {threads} threads");
+            assert_eq!(gx_pool, gx, "{mode:?}, {threads} threads");
+        }
     }
 }
 
