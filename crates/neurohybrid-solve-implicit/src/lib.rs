@@ -59,6 +59,7 @@ mod error;
 mod imex;
 mod rosenbrock;
 mod sdirk;
+mod step_vjp;
 pub mod tableaus;
 pub mod wmatrix;
 
@@ -67,5 +68,6 @@ pub use error::{ImplicitError, Result};
 pub use imex::{Ark, ImexState, KenCarp4};
 pub use rosenbrock::{Rodas4, RosenbrockState, TimeDerivative};
 pub use sdirk::{DirkConfig, Esdirk4, ImplicitEuler, Kvaerno5, Sdirk, SdirkState, TrBdf2};
+pub use step_vjp::DirkVjpWork;
 pub use tableaus::{ArkTableau, DirkTableau};
 pub use wmatrix::{FactorKind, LinearBackend, StageSolve, Tolerances, WConfig, WMatrix};
