@@ -79,6 +79,11 @@ pub struct Bdf {
     pub w: WConfig,
     /// Largest step magnitude BDF proposes (default ∞).
     pub max_step: f64,
+    /// Safety factor on proposed step sizes (default 0.7; scipy uses 0.9), further reduced
+    /// after corrector iterations by `(2m+1)/(2m+iters)`. Measured on W3 (Robertson to 1e5,
+    /// rtol 1e-8): 0.9 takes 511 steps with 11 rejections and y₁ error 3.1e-7, 0.7 takes 623
+    /// steps with 2 rejections, about the same rhs/LU work, and error 5.1e-8 (ADR 0007).
+    pub safety: f64,
 }
 
 impl Default for Bdf {
@@ -101,6 +106,7 @@ impl Bdf {
             tol,
             w: WConfig { newton, ..WConfig::default() },
             max_step: f64::INFINITY,
+            safety: 0.7,
         }
     }
 
@@ -199,6 +205,8 @@ pub struct BdfState {
     err_norm: f64,
     last_failed: bool,
     coef: Coefficients,
+    /// `U(k) = R(k, 1)` for every order, computed once.
+    u_tab: [[[f64; ROWS]; ROWS]; MAX_ORDER + 1],
     wm: WMatrix,
 }
 
@@ -223,7 +231,7 @@ impl BdfState {
     fn rescale(&mut self, factor: f64) {
         let k = self.order;
         let r = r_matrix(k, factor);
-        let u = r_matrix(k, 1.0);
+        let u = &self.u_tab[k];
         let mut ru = [[0.0; ROWS]; ROWS];
         for (i, ru_i) in ru.iter_mut().enumerate().take(k + 1) {
             for (j, v) in ru_i.iter_mut().enumerate().take(k + 1) {
@@ -337,6 +345,7 @@ impl<S: Jacobian + ?Sized> Stepper<S> for Bdf {
             err_norm: 0.0,
             last_failed: false,
             coef: self.coefficients(),
+            u_tab: std::array::from_fn(|k| r_matrix(k, 1.0)),
             wm,
         };
         self.restart(system, p, &mut st, t0, stats);
@@ -399,7 +408,6 @@ impl<S: Jacobian + ?Sized> Stepper<S> for Bdf {
                     st.corr[i] = st.y_new[i] - st.y_pred[i];
                     st.err[i] = ck * st.corr[i];
                 }
-                st.err_norm = self.tol.error_norm(&st.err, &st.y, &st.y_new);
                 StepOutcome::Computed
             }
         }
@@ -455,6 +463,11 @@ impl<S: Jacobian + ?Sized> Stepper<S> for Bdf {
         _stats: &mut Stats,
     ) -> f64 {
         let (n, k) = (st.n, st.order);
+        let select = st.n_equal_steps >= k; // this step makes k + 1 equal steps
+        if select {
+            // Only order-selection points need the norm (the controller computed its own).
+            st.err_norm = self.tol.error_norm(&st.err, &st.y, &st.y_new);
+        }
         std::mem::swap(&mut st.y, &mut st.y_new);
         // ∇^{j+1}y_{n+1} = ∇^j y_{n+1} − ∇^j y_n; the correction is ∇^{k+1}y_{n+1}.
         for i in 0..n {
@@ -468,7 +481,7 @@ impl<S: Jacobian + ?Sized> Stepper<S> for Bdf {
         }
         st.wm.step_accepted();
         st.n_equal_steps += 1;
-        if st.n_equal_steps < k + 1 {
+        if !select {
             return st.h_d.min(self.max_step);
         }
         let coef = st.coef;
@@ -482,21 +495,22 @@ impl<S: Jacobian + ?Sized> Stepper<S> for Bdf {
         let raise_ok = k < self.max_order;
         let e_m = if lower_ok { norm_of(k, coef.err[k - 1], st) } else { f64::INFINITY };
         let e_p = if raise_ok { norm_of(k + 2, coef.err[k + 1], st) } else { f64::INFINITY };
+        // Step-size exponents per candidate order (k−1, k, k+1), compared in log space:
+        // log(err^{−1/(q+1)}) = −ln(err)/(q+1), one exp for the winner instead of three powf.
         let kf = k as f64;
-        let factors =
-            [e_m.powf(-1.0 / kf), st.err_norm.powf(-1.0 / (kf + 1.0)), e_p.powf(-1.0 / (kf + 2.0))];
+        let logs = [-e_m.ln() / kf, -st.err_norm.ln() / (kf + 1.0), -e_p.ln() / (kf + 2.0)];
         let mut best = 1;
-        if factors[0] > factors[best] {
+        if logs[0] > logs[best] {
             best = 0;
         }
-        if factors[2] > factors[best] {
+        if logs[2] > logs[best] {
             best = 2;
         }
         if k < self.min_order {
             best = 2; // start-up ramp towards a fixed order
         }
-        let safety = newton_safety(self.w.newton.max_iters, st.newton_iters);
-        let factor = (safety * factors[best]).min(MAX_FACTOR);
+        let safety = self.safety * newton_safety(self.w.newton.max_iters, st.newton_iters);
+        let factor = (safety * logs[best].exp()).min(MAX_FACTOR);
         st.order = k + best - 1;
         st.n_equal_steps = 0;
         (st.h_d * factor).min(self.max_step)
@@ -507,8 +521,9 @@ impl<S: Jacobian + ?Sized> Stepper<S> for Bdf {
             // Newton failure or singular W: the loop's (controller's) reduction.
             return h_next;
         }
-        let safety = newton_safety(self.w.newton.max_iters, st.newton_iters);
-        let factor = (safety * st.err_norm.powf(-1.0 / (st.order as f64 + 1.0))).max(MIN_FACTOR);
+        let err_norm = self.tol.error_norm(&st.err, &st.y, &st.y_new);
+        let safety = self.safety * newton_safety(self.w.newton.max_iters, st.newton_iters);
+        let factor = (safety * err_norm.powf(-1.0 / (st.order as f64 + 1.0))).max(MIN_FACTOR);
         st.h_d * factor.min(1.0)
     }
 
@@ -527,11 +542,11 @@ impl<S: Jacobian + ?Sized> Stepper<S> for Bdf {
     }
 }
 
-/// scipy's `0.9 (2m + 1)/(2m + iters)`: a step whose corrector needed many iterations gets a
-/// more cautious successor.
+/// scipy's `(2m + 1)/(2m + iters)`: a step whose corrector needed many iterations gets a more
+/// cautious successor.
 fn newton_safety(max_iters: usize, iters: usize) -> f64 {
     let m = max_iters as f64;
-    0.9 * (2.0 * m + 1.0) / (2.0 * m + iters as f64)
+    (2.0 * m + 1.0) / (2.0 * m + iters as f64)
 }
 
 #[cfg(test)]

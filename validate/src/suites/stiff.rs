@@ -13,14 +13,18 @@
 //!
 //! Acceptance: `mescd ≥ 6` at `rtol = 1e-8` with `atol = 1e-14` (Robertson, whose components
 //! span 14 decades) or `atol = 1e-10` (van der Pol). Every case records steps, rejected and
-//! failed steps, rhs / Jacobian / LU / linear-solve counts and wall time. Implicit Euler is
-//! exempt (first order: 6 digits would take ~10⁸ steps).
+//! failed steps, rhs / Jacobian / LU / linear-solve counts and wall time.
+//!
+//! Methods: BDF (variable order 1–5), Rodas4, TR-BDF2, ESDIRK4, Kvaerno5. Implicit Euler is
+//! exempt (first order: 6 digits would take ~10⁸ steps); KenCarp4 is an IMEX method for
+//! `Split` systems and on an unsplit problem is just its implicit ESDIRK part, so it is not
+//! run here.
 //!
 //! `fast` runs Robertson to `t = 40` only.
 
 use crate::Case;
 use neurohybrid_solve::{PiController, Problem, SaveAt, Stepper, solve};
-use neurohybrid_solve_implicit::{Bdf, Rodas4, Tolerances};
+use neurohybrid_solve_implicit::{Bdf, Esdirk4, Kvaerno5, Rodas4, Tolerances, TrBdf2};
 use neurohybrid_system::OdeSystem;
 use neurohybrid_testkit::{RefProblem, robertson, van_der_pol_stiff};
 use std::time::Instant;
@@ -93,6 +97,9 @@ where
     vec![
         case("bdf", &Bdf::new(tol.clone()), rp, label, t1, atol),
         case("rodas4", &Rodas4::new(), rp, label, t1, atol),
+        case("trbdf2", &TrBdf2::with_tolerances(RTOL, atol), rp, label, t1, atol),
+        case("esdirk4", &Esdirk4::with_tolerances(RTOL, atol), rp, label, t1, atol),
+        case("kvaerno5", &Kvaerno5::with_tolerances(RTOL, atol), rp, label, t1, atol),
     ]
 }
 
