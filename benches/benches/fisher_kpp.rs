@@ -100,9 +100,15 @@ fn main() {
         std::env::var("FISHER_KPP_RTOL").ok().and_then(|s| s.parse().ok()).unwrap_or(1e-6);
     let c_ours = PiController::new(rtol, rtol / 100.0).with_max_steps(1_000_000);
     let tol = Tolerances::from_controller(&c_ours);
-    let imex = KenCarp4::with_config(DirkConfig::default().with_tolerances(tol.clone()))
-        .expect("valid tolerances");
-    let bdf = Bdf::new(tol);
+    // `FISHER_KPP_REFACTOR` sets WConfig::refactor_threshold (default 0.3) of both methods: how
+    // far hγ may drift from the factorized value before W is refactored.
+    let refactor: f64 =
+        std::env::var("FISHER_KPP_REFACTOR").ok().and_then(|s| s.parse().ok()).unwrap_or(0.3);
+    let mut dirk = DirkConfig::default().with_tolerances(tol.clone());
+    dirk.w.refactor_threshold = refactor;
+    let imex = KenCarp4::with_config(dirk).expect("valid tolerances");
+    let mut bdf = Bdf::new(tol);
+    bdf.w.refactor_threshold = refactor;
     let tight = PiController::new(1e-10, 1e-12).with_max_steps(1_000_000);
 
     let run_imex = || solve(&pr, &imex, &c_ours, &SaveAt::Final).expect("valid problem");
