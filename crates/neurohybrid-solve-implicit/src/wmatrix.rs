@@ -135,7 +135,9 @@ impl Tolerances {
 /// Which factorization `W` gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LinearBackend {
-    /// Dense LU for `n ≤ WConfig::dense_max`, [`LinearBackend::Sparse`] above.
+    /// Dense LU for `n ≤ 8`, and for `n ≤ WConfig::dense_max` when `J`'s pattern fills at
+    /// least a quarter of the matrix; [`LinearBackend::Sparse`] otherwise (measured, ADR 0007:
+    /// a tridiagonal `W` factors faster sparse from `n = 16`, a full one dense up to `n = 64`).
     #[default]
     Auto,
     /// Always dense LU.
@@ -163,7 +165,8 @@ pub enum FactorKind {
 pub struct WConfig {
     /// Dense or sparse LU.
     pub backend: LinearBackend,
-    /// Largest `n` that [`LinearBackend::Auto`] factors densely (default 32; see ADR 0007).
+    /// Largest `n` that [`LinearBackend::Auto`] factors densely when `J` is at least 25 % full
+    /// (default 32; see ADR 0007).
     pub dense_max: usize,
     /// Refactor `W` when `|hγ / hγ_W − 1|` exceeds this (CVODE's `dgmax = 0.3`). Below it the
     /// old factorization is used as a simplified-Newton matrix; [`WMatrix::solve_stage`]
@@ -275,7 +278,7 @@ impl WMatrix {
             return Err(ImplicitError::JacobianShape { n, nrows: jac.nrows(), ncols: jac.ncols() });
         }
         let dense = match config.backend {
-            LinearBackend::Auto => n <= config.dense_max,
+            LinearBackend::Auto => n <= 8 || (n <= config.dense_max && 4 * jac.nnz() >= n * n),
             LinearBackend::Dense => true,
             LinearBackend::Sparse | LinearBackend::SparseLu => false,
         };
