@@ -2,6 +2,7 @@
 
 mod alloc_count;
 mod common;
+mod dense;
 mod krylov;
 mod newton;
 mod sparse_cholesky;
