@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod catalogue;
+mod fisher_kpp;
 mod order;
 mod problems;
 
@@ -47,6 +48,7 @@ pub use catalogue::{
     RefPoint, RefProblem, exponential_decay, fisher_wave, harmonic_oscillator, logistic,
     lotka_volterra, robertson, van_der_pol_stiff,
 };
+pub use fisher_kpp::FisherKpp;
 pub use order::{PowerFit, Result, TestkitError, estimate_order, log_log_fit, max_abs_diff};
 pub use problems::{
     ExactSolution, ExponentialDecay, FisherWave, HarmonicOscillator, Logistic, LotkaVolterra,
