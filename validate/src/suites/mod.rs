@@ -3,7 +3,10 @@
 use crate::Case;
 
 pub mod convergence;
+pub mod data;
 pub mod gradients;
+pub mod hybrid;
+pub mod models;
 pub mod stiff;
 
 /// A suite's entry point: runs every case (or the cheap subset when `fast`).
@@ -15,6 +18,9 @@ pub const SUITES: &[(&str, SuiteFn)] = &[
     ("convergence", convergence::run),
     ("gradients", gradients::run),
     ("stiff", stiff::run),
+    ("hybrid", hybrid::run),
+    ("models", models::run),
+    ("data", data::run),
 ];
 
 /// Looks a suite up by name.
