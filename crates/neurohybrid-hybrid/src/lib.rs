@@ -5,11 +5,19 @@
 #![warn(missing_docs)]
 
 mod calibrate;
+mod compose;
 mod error;
 mod loss;
+mod map;
+mod network;
+mod neural_ode;
 
 pub use calibrate::{
     Calibration, Calibrator, Noise, OdeResiduals, Prior, ResidualModel, TangentSystem, Transform,
 };
+pub use compose::{Parallel, Readout, Series};
 pub use error::{HybridError, Result};
 pub use loss::{GaussianNll, Mse, Regularizer, RelativeL2, SoftDice, TrajectoryLoss};
+pub use map::{DiffMap, TapeMap};
+pub use network::{NetworkRhs, Parameterized};
+pub use neural_ode::NeuralOde;
