@@ -11,6 +11,7 @@ mod loss;
 mod map;
 mod network;
 mod neural_ode;
+mod sitl;
 
 pub use calibrate::{
     Calibration, Calibrator, Noise, OdeResiduals, Prior, ResidualModel, TangentSystem, Transform,
@@ -21,3 +22,4 @@ pub use loss::{GaussianNll, Mse, Regularizer, RelativeL2, SoftDice, TrajectoryLo
 pub use map::{DiffMap, TapeMap};
 pub use network::{NetworkRhs, Parameterized};
 pub use neural_ode::NeuralOde;
+pub use sitl::SolverInTheLoop;
