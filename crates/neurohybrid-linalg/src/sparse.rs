@@ -228,6 +228,29 @@ impl SparsePattern {
     pub(crate) fn diag_positions(&self) -> &[usize] {
         &self.inner.diag
     }
+
+    /// `mirror[k]` = storage position of the transpose partner `(j, i)` of the `k`-th stored
+    /// entry `(i, j)`; [`LinalgError::NotSymmetric`] (first entry without a partner) if the
+    /// pattern is not symmetric.
+    pub(crate) fn mirror_positions(&self) -> Result<Vec<usize>> {
+        let mut mirror = Vec::with_capacity(self.nnz());
+        for (i, j) in self.coordinates() {
+            match self.position(j, i) {
+                Some(k) => mirror.push(k),
+                None => return Err(LinalgError::NotSymmetric { row: i, col: j }),
+            }
+        }
+        Ok(mirror)
+    }
+}
+
+/// First storage position `k` whose value differs from its mirror's by more than
+/// [`crate::SYMMETRY_RTOL`] relative, if any.
+pub(crate) fn first_asymmetry(mirror: &[usize], values: &[f64]) -> Option<usize> {
+    mirror.iter().enumerate().position(|(k, &m)| {
+        let (a, b) = (values[k], values[m]);
+        (a - b).abs() > crate::SYMMETRY_RTOL * a.abs().max(b.abs())
+    })
 }
 
 /// A borrowed CSR matrix: the zero-copy way into the solvers.

@@ -124,15 +124,7 @@ impl SparseCholesky {
             return Err(LinalgError::NotSquare { nrows: n, ncols: pattern.ncols() });
         }
         let (rp, ci) = (pattern.row_ptr(), pattern.col_idx());
-        let mut mirror = Vec::with_capacity(ci.len());
-        for i in 0..n {
-            for &j in &ci[rp[i]..rp[i + 1]] {
-                match pattern.position(j, i) {
-                    Some(k) => mirror.push(k),
-                    None => return Err(LinalgError::NotSymmetric { row: i, col: j }),
-                }
-            }
-        }
+        let mirror = pattern.mirror_positions()?;
         if n > 0 {
             // CSR of A is CSC of Aᵀ = A; faer reads the lower triangle of that view.
             let a = SymbolicSparseColMatRef::new_checked(n, n, rp, None, ci);
@@ -180,12 +172,9 @@ impl SparseCholesky {
         let Some(pattern) = &self.pattern else {
             return Err(LinalgError::NotFactorized);
         };
-        for (k, &m) in self.mirror.iter().enumerate() {
-            let (a, b) = (values[k], values[m]);
-            if (a - b).abs() > SYMMETRY_RTOL * a.abs().max(b.abs()) {
-                let row = pattern.row_ptr().partition_point(|&p| p <= k) - 1;
-                return Err(LinalgError::NotSymmetric { row, col: pattern.col_idx()[k] });
-            }
+        if let Some(k) = crate::sparse::first_asymmetry(&self.mirror, values) {
+            let row = pattern.row_ptr().partition_point(|&p| p <= k) - 1;
+            return Err(LinalgError::NotSymmetric { row, col: pattern.col_idx()[k] });
         }
         let Some(symbolic) = &self.symbolic else {
             // 0 × 0: nothing to factorize.

@@ -3,7 +3,7 @@
 use crate::error::{LinalgError, Result};
 use crate::krylov::operator::{IdentityPreconditioner, Preconditioner};
 use crate::krylov::precond::{Ilu0, Jacobi};
-use crate::krylov::{Cg, Gmres, KrylovConfig, KrylovOutcome};
+use crate::krylov::{Cg, Gmres, KrylovConfig, KrylovOutcome, KrylovStatus};
 use crate::solver::{LinearSolver, LinearSolverStats};
 use crate::sparse::SparseMatrix;
 
@@ -15,6 +15,13 @@ pub enum KrylovMethod {
     Gmres,
     /// Conjugate gradients: symmetric positive definite matrices only.
     Cg,
+    /// CG while the factorized matrix is symmetric (checked at every `factorize`, `O(nnz)`,
+    /// relative tolerance [`crate::SYMMETRY_RTOL`]), GMRES otherwise. A CG breakdown (the
+    /// matrix or the preconditioner is not positive definite) reruns that solve with GMRES and
+    /// switches to GMRES until the next `factorize`. For `W = I − hγJ`, which is SPD exactly
+    /// when `J` is symmetric and `hγ·λ_max(J) < 1`, the cheaper and monotone CG is used
+    /// whenever it applies.
+    Auto,
 }
 
 /// Which preconditioner [`KrylovSolver`] builds at `factorize`.
@@ -66,6 +73,11 @@ pub struct KrylovSolver {
     kind: PreconditionerKind,
     matrix: Option<SparseMatrix>,
     pc: Option<AnyPreconditioner>,
+    /// Transpose partners of the pattern's entries (`Auto` only; `None`: pattern not
+    /// symmetric or not analysed yet).
+    mirror: Option<Vec<usize>>,
+    /// `Auto`: CG applies to the factorized matrix.
+    use_cg: bool,
     gmres: Gmres,
     cg: Cg,
     x: Vec<f64>,
@@ -85,6 +97,8 @@ impl KrylovSolver {
             kind: preconditioner,
             matrix: None,
             pc: None,
+            mirror: None,
+            use_cg: method == KrylovMethod::Cg,
             gmres: Gmres::new(config),
             cg: Cg::new(config),
             x: Vec::new(),
@@ -98,6 +112,28 @@ impl KrylovSolver {
         self.last
     }
 
+    /// Changes the stopping rule `‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol)` of the following solves
+    /// (an inexact Newton iteration ties it to its own tolerance, solve by solve). Invalid
+    /// values are rejected and leave the old ones.
+    pub fn set_tolerances(&mut self, rtol: f64, atol: f64) -> Result<()> {
+        let config = self.cg.config().rtol(rtol).atol(atol);
+        config.validate()?;
+        self.cg = std::mem::take(&mut self.cg).with_config(config);
+        self.gmres = std::mem::take(&mut self.gmres).with_config(config);
+        Ok(())
+    }
+
+    /// The current stopping rule and limits.
+    pub fn config(&self) -> &KrylovConfig {
+        self.cg.config()
+    }
+
+    /// Whether the next solve runs CG (`Cg`, or `Auto` on a symmetric matrix without a CG
+    /// breakdown since the last `factorize`).
+    pub fn uses_cg(&self) -> bool {
+        self.use_cg
+    }
+
     fn solve_impl(&mut self, b: &mut [f64], transpose: bool) -> Result<()> {
         let (Some(a), Some(pc)) = (self.matrix.as_mut(), self.pc.as_mut()) else {
             return Err(LinalgError::NotFactorized);
@@ -105,12 +141,25 @@ impl KrylovSolver {
         crate::error::check_len("right-hand side", a.nrows(), b.len())?;
         self.x.clear();
         self.x.resize(b.len(), 0.0);
-        let out = match (self.method, transpose) {
-            (KrylovMethod::Gmres, false) => self.gmres.solve(a, pc, b, &mut self.x)?,
-            (KrylovMethod::Gmres, true) => self.gmres.solve_transpose(a, pc, b, &mut self.x)?,
-            (KrylovMethod::Cg, false) => self.cg.solve(a, pc, b, &mut self.x)?,
-            (KrylovMethod::Cg, true) => self.cg.solve_transpose(a, pc, b, &mut self.x)?,
+        let mut out = match (self.use_cg, transpose) {
+            (false, false) => self.gmres.solve(a, pc, b, &mut self.x)?,
+            (false, true) => self.gmres.solve_transpose(a, pc, b, &mut self.x)?,
+            (true, false) => self.cg.solve(a, pc, b, &mut self.x)?,
+            (true, true) => self.cg.solve_transpose(a, pc, b, &mut self.x)?,
         };
+        if out.status == KrylovStatus::Breakdown && self.use_cg && self.method == KrylovMethod::Auto
+        {
+            // Symmetric but not positive definite (or an indefinite preconditioner): GMRES
+            // from scratch, and for every solve until the next factorization.
+            self.stats.krylov_iterations += out.iterations;
+            self.use_cg = false;
+            self.x.fill(0.0);
+            out = if transpose {
+                self.gmres.solve_transpose(a, pc, b, &mut self.x)?
+            } else {
+                self.gmres.solve(a, pc, b, &mut self.x)?
+            };
+        }
         self.last = Some(out);
         self.stats.krylov_iterations += out.iterations;
         if transpose {
@@ -156,9 +205,21 @@ impl LinearSolver for KrylovSolver {
             Some(m) if same => m.set_values(a.values())?,
             _ => {
                 self.matrix = Some(a.clone());
+                self.mirror = match self.method {
+                    KrylovMethod::Auto => a.pattern().mirror_positions().ok(),
+                    _ => None,
+                };
                 self.stats.symbolic_factorizations += 1;
             }
         }
+        self.use_cg = match self.method {
+            KrylovMethod::Cg => true,
+            KrylovMethod::Gmres => false,
+            KrylovMethod::Auto => self
+                .mirror
+                .as_deref()
+                .is_some_and(|m| crate::sparse::first_asymmetry(m, a.values()).is_none()),
+        };
         self.pc = Some(pc);
         self.stats.numeric_factorizations += 1;
         Ok(())

@@ -33,6 +33,12 @@ impl Cg {
         &self.config
     }
 
+    /// The same solver (and workspace) with another configuration.
+    pub fn with_config(mut self, config: KrylovConfig) -> Self {
+        self.config = config;
+        self
+    }
+
     /// Solves `A x = b` from the given initial `x`.
     pub fn solve(
         &mut self,

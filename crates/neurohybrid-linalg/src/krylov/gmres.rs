@@ -45,6 +45,12 @@ impl Gmres {
         &self.config
     }
 
+    /// The same solver (and workspace) with another configuration.
+    pub fn with_config(mut self, config: KrylovConfig) -> Self {
+        self.config = config;
+        self
+    }
+
     fn ensure_workspace(&mut self, n: usize) {
         let m = self.config.restart;
         if self.n == n && self.g.len() == m + 1 {

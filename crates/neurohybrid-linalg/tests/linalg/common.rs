@@ -1,6 +1,8 @@
 //! Shared test matrices.
 
-use neurohybrid_linalg::SparseMatrix;
+use faer::Mat;
+use neurohybrid_linalg::{DenseLu, LinearSolver, SparseMatrix};
+use proptest::prelude::*;
 
 /// 5-point Laplacian `-Δ` on a `k × k` grid with Dirichlet boundary, plus `shift·I`
 /// (symmetric positive definite for `shift ≥ 0`).
@@ -77,4 +79,64 @@ pub fn laplacian_3d(k: usize) -> SparseMatrix {
         }
     }
     SparseMatrix::from_triplets(k * k * k, k * k * k, &t).expect("valid grid triplets")
+}
+
+/// Random SPD sparse matrices, `1 ≤ n < 60`: a random symmetric off-diagonal pattern with
+/// random values, made strictly diagonally dominant with a positive diagonal (hence SPD), plus
+/// a right-hand side.
+pub fn random_spd() -> impl Strategy<Value = (SparseMatrix, Vec<f64>)> {
+    (1usize..60).prop_flat_map(|n| {
+        (
+            prop::collection::vec((0..n, 0..n, -1.0..1.0f64), 0..=3 * n),
+            prop::collection::vec(0.0..2.0f64, n),
+            prop::collection::vec(-10.0..10.0f64, n),
+        )
+            .prop_map(move |(off, extra, b)| {
+                let mut t = Vec::new();
+                let mut row_abs = vec![0.0; n];
+                for (i, j, v) in off.into_iter().filter(|&(i, j, _)| i != j) {
+                    t.push((i, j, v));
+                    t.push((j, i, v));
+                    row_abs[i] += f64::abs(v);
+                    row_abs[j] += f64::abs(v);
+                }
+                for i in 0..n {
+                    t.push((i, i, row_abs[i] + 0.1 + extra[i]));
+                }
+                (SparseMatrix::from_triplets(n, n, &t).expect("valid triplets"), b)
+            })
+    })
+}
+
+/// Random nonsymmetric sparse matrices, `1 ≤ n < 60`: independent random off-diagonal entries,
+/// strictly diagonally dominant by rows with a positive diagonal (nonsingular, and `W = I − hγJ`
+/// shaped: eigenvalues in the right half plane), plus a right-hand side.
+pub fn random_nonsymmetric() -> impl Strategy<Value = (SparseMatrix, Vec<f64>)> {
+    (2usize..60).prop_flat_map(|n| {
+        (
+            prop::collection::vec((0..n, 0..n, -1.0..1.0f64), 1..=3 * n),
+            prop::collection::vec(-10.0..10.0f64, n),
+        )
+            .prop_map(move |(off, b)| {
+                let mut t = Vec::new();
+                let mut row_abs = vec![0.0; n];
+                for (i, j, v) in off.into_iter().filter(|&(i, j, _)| i != j) {
+                    t.push((i, j, v));
+                    row_abs[i] += f64::abs(v);
+                }
+                for (i, r) in row_abs.iter().enumerate() {
+                    t.push((i, i, r + 0.5));
+                }
+                (SparseMatrix::from_triplets(n, n, &t).expect("valid triplets"), b)
+            })
+    })
+}
+
+/// `A⁻¹ b` by dense LU (the reference for the sparse and iterative solvers).
+pub fn dense_solve(a: &Mat<f64>, b: &[f64]) -> Vec<f64> {
+    let mut lu = DenseLu::new(a.nrows());
+    lu.factorize(a).expect("dense factorization");
+    let mut x = b.to_vec();
+    lu.solve_in_place(&mut x).expect("dense solve");
+    x
 }

@@ -7,7 +7,11 @@ use neurohybrid_linalg::{
 };
 
 use crate::alloc_count::allocations_in;
-use crate::common::{convection_diffusion_2d, laplacian_2d, rel_err, rel_residual, test_vector};
+use crate::common::{
+    convection_diffusion_2d, dense_solve, laplacian_2d, random_nonsymmetric, random_spd, rel_err,
+    rel_residual, test_vector,
+};
+use proptest::prelude::*;
 
 const K: usize = 30;
 
@@ -179,4 +183,70 @@ fn krylov_behind_the_linear_solver_trait() {
         weak.solve_in_place(&mut test_vector(K * K)),
         Err(LinalgError::NotConverged { iterations: 2, .. })
     ));
+}
+
+/// `KrylovMethod::Auto` with every preconditioner against dense LU.
+fn auto_matches_dense(
+    a: &SparseMatrix,
+    b: &[f64],
+    expect_cg: bool,
+) -> std::result::Result<(), TestCaseError> {
+    let reference = dense_solve(&a.to_dense(), b);
+    for kind in [PreconditionerKind::None, PreconditionerKind::Jacobi, PreconditionerKind::Ilu0] {
+        let mut s = KrylovSolver::new(KrylovMethod::Auto, kind, config().rtol(1e-12));
+        s.factorize(a).unwrap();
+        prop_assert_eq!(s.uses_cg(), expect_cg);
+        let (mut x, mut xt) = (b.to_vec(), b.to_vec());
+        s.solve_in_place(&mut x).unwrap();
+        s.solve_transpose_in_place(&mut xt).unwrap();
+        prop_assert!(rel_err(&x, &reference) < 1e-9, "{:?}: {}", kind, rel_err(&x, &reference));
+        prop_assert!(rel_residual(a, &xt, b, true) < 1e-11);
+        // A looser tolerance set between solves is honoured: the residual meets it, and it
+        // takes no more iterations than the tight solve.
+        let tight = s.last_outcome().unwrap().iterations;
+        s.set_tolerances(1e-3, 0.0).unwrap();
+        let mut xl = b.to_vec();
+        s.solve_in_place(&mut xl).unwrap();
+        prop_assert!(rel_residual(a, &xl, b, false) <= 1e-3 * (1.0 + 1e-9));
+        prop_assert!(s.last_outcome().unwrap().iterations <= tight);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn auto_runs_cg_on_spd_matrices_and_matches_dense_lu((a, b) in random_spd()) {
+        auto_matches_dense(&a, &b, true)?;
+    }
+
+    #[test]
+    fn auto_runs_gmres_on_nonsymmetric_matrices_and_matches_dense_lu(
+        (a, b) in random_nonsymmetric()
+    ) {
+        let symmetric = a.to_dense() == a.to_dense().transpose().to_owned();
+        auto_matches_dense(&a, &b, symmetric)?;
+    }
+}
+
+#[test]
+fn auto_falls_back_to_gmres_when_cg_breaks_down() {
+    // Symmetric indefinite: diag(1, −1) plus a coupling. CG's curvature test fails.
+    let a = SparseMatrix::from_triplets(
+        3,
+        3,
+        &[(0, 0, 2.0), (1, 1, -1.0), (2, 2, 1.0), (0, 1, 0.5), (1, 0, 0.5)],
+    )
+    .unwrap();
+    let b = [1.0, 2.0, 3.0];
+    let mut s = KrylovSolver::new(KrylovMethod::Auto, PreconditionerKind::None, config());
+    s.factorize(&a).unwrap();
+    assert!(s.uses_cg());
+    let mut x = b;
+    s.solve_in_place(&mut x).unwrap();
+    assert!(!s.uses_cg());
+    assert!(rel_err(&x, &dense_solve(&a.to_dense(), &b)) < 1e-10);
+    s.factorize(&a).unwrap();
+    assert!(s.uses_cg(), "a new factorization tries CG again");
 }

@@ -1,51 +1,17 @@
 //! Sparse Cholesky against dense LU, symbolic reuse, allocation, error paths, and (ignored)
 //! timings against sparse LU on the 256² implicit-diffusion matrix of the Fisher–KPP benchmark.
 
-use faer::Mat;
 use nalgebra_sparse::{CooMatrix, CsrMatrix};
 use neurohybrid_linalg::{
-    CsrRef, DenseLu, LinalgError, LinearSolver, SparseCholesky, SparseLu, SparseMatrix,
+    CsrRef, LinalgError, LinearSolver, SparseCholesky, SparseLu, SparseMatrix,
 };
 use proptest::prelude::*;
 use std::time::Instant;
 
 use crate::alloc_count::allocations_in;
-use crate::common::{laplacian_2d, laplacian_3d, rel_err, rel_residual, test_vector};
-
-/// Random SPD sparse matrices, `1 ≤ n < 60`: a random symmetric off-diagonal pattern with
-/// random values, made strictly diagonally dominant with a positive diagonal (hence SPD), plus
-/// a right-hand side.
-fn random_spd() -> impl Strategy<Value = (SparseMatrix, Vec<f64>)> {
-    (1usize..60).prop_flat_map(|n| {
-        (
-            prop::collection::vec((0..n, 0..n, -1.0..1.0f64), 0..=3 * n),
-            prop::collection::vec(0.0..2.0f64, n),
-            prop::collection::vec(-10.0..10.0f64, n),
-        )
-            .prop_map(move |(off, extra, b)| {
-                let mut t = Vec::new();
-                let mut row_abs = vec![0.0; n];
-                for (i, j, v) in off.into_iter().filter(|&(i, j, _)| i != j) {
-                    t.push((i, j, v));
-                    t.push((j, i, v));
-                    row_abs[i] += f64::abs(v);
-                    row_abs[j] += f64::abs(v);
-                }
-                for i in 0..n {
-                    t.push((i, i, row_abs[i] + 0.1 + extra[i]));
-                }
-                (SparseMatrix::from_triplets(n, n, &t).expect("valid triplets"), b)
-            })
-    })
-}
-
-fn dense_solve(a: &Mat<f64>, b: &[f64]) -> Vec<f64> {
-    let mut lu = DenseLu::new(a.nrows());
-    lu.factorize(a).expect("dense factorization");
-    let mut x = b.to_vec();
-    lu.solve_in_place(&mut x).expect("dense solve");
-    x
-}
+use crate::common::{
+    dense_solve, laplacian_2d, laplacian_3d, random_spd, rel_err, rel_residual, test_vector,
+};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
