@@ -1,0 +1,40 @@
+//! # neurohybrid-stroke
+//!
+//! Ischemic stroke on brain anatomy: perfusion, tissue fate and the timing of reperfusion.
+//!
+//! - [`darcy`]: the Darcy perfusion problem `−∇·(K∇p) + β(p − p_v) = f` on a masked voxel
+//!   grid, assembled from `neurohybrid-mesh`'s finite-volume operator, factorized with
+//!   `neurohybrid-linalg`'s sparse Cholesky, with its adjoint (one transpose solve) for
+//!   gradients w.r.t. K, β and source parameters.
+//! - [`perfusion`]: tissue-dependent fields, six arterial territories, an occlusion with
+//!   collateral strength; `CBF = β (p − p_v)`.
+//! - [`fate`]: alive → injured → dead per voxel, driven by the perfusion deficit, as an
+//!   `OdeSystem + Vjp + Jvp`; reperfusion switches the right-hand side at the treatment time.
+//!
+//! Time is in hours from symptom onset, lengths in mm, perfusion in ml/100 g/min.
+//!
+//! ```
+//! use neurohybrid_mesh::Phantom;
+//! use neurohybrid_stroke::perfusion::{Occlusion, Perfusion, PerfusionParams, Territory};
+//!
+//! let phantom = Phantom::new_2d(40, 48, 4.0)?;
+//! let mut perf = Perfusion::new(phantom.grid(), phantom.tissue(), PerfusionParams::default())?;
+//! let occlusion = Occlusion { territory: Territory::LeftMca, severity: 1.0, collateral: 0.3 };
+//! let f = perf.source(Some(&occlusion))?;
+//! let map = perf.solve(Some(&occlusion))?;
+//! // Inflow equals total perfusion (no flux leaves the brain).
+//! assert!(map.flux_imbalance(&f) < 1e-10);
+//! # Ok::<(), neurohybrid_stroke::StrokeError>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod anatomy;
+pub mod darcy;
+mod error;
+pub mod fate;
+pub mod fit;
+pub mod patient;
+pub mod perfusion;
+pub mod sim;
+
+pub use error::{Result, StrokeError};
