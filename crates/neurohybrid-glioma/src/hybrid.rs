@@ -1,0 +1,319 @@
+//! The neural-only baseline and the hybrid models, and their training through the solver.
+//!
+//! | model | right-hand side | parameters |
+//! |---|---|---|
+//! | hybrid (parallel) | `FK(c; D_w, ρ) + g(c, p_wm, p_gm; w)` — [`Parallel`] of the mechanistic model and a pointwise [`NetworkRhs`] residual in the reaction term | `[D_w, ρ, seed… │ w]` |
+//! | neural | `g(c, Σ_j(c_j − c_i), p_wm, p_gm; w)` — a pointwise network that also sees the 5-point (7-point) neighbour difference, i.e. a neural ODE with one fixed convolution channel | `w` |
+//!
+//! Both are trained by Adam on the mean squared density misfit at the training scans, with
+//! gradients from the discrete adjoint of Tsit5 (exact gradients of the computed solution;
+//! `neurohybrid_solve::sensitivity::DiscreteAdjoint`). The hybrid starts from the mechanistic
+//! fit with a zero last layer, so its first iterate *is* the mechanistic model and training can
+//! only add what the data ask for; `D_w` and `ρ` train in log space alongside the weights. The
+//! neural model has no notion of onset: it starts from the first observed scan.
+
+use std::time::Instant;
+
+use neurohybrid_autodiff::Graph;
+use neurohybrid_hybrid::{NetworkRhs, Parallel, Transform};
+use neurohybrid_mesh::{DiffusionOperator, Parallelism};
+use neurohybrid_nn::optim::{Adam, Optimizer};
+use neurohybrid_nn::{Activation, Init, Layer, Mlp, Pointwise, initialize};
+use neurohybrid_solve::sensitivity::{DiscreteAdjoint, StepVjp, SquaredMisfit, gradient};
+use neurohybrid_solve::{PiController, Problem, SaveAt, solve};
+use neurohybrid_solve_explicit::Tsit5;
+use neurohybrid_system::{OdeSystem, Sum, TapeSystem, Vjp};
+
+use crate::anatomy::Anatomy;
+use crate::config::Scenario;
+use crate::error::{GliomaError, Result};
+use crate::model::{FisherKolmogorov, PARAM_SEED, T_START, add_impulses, parts, treatment_impulses};
+use crate::progress::Progress;
+
+/// The hybrid model's system.
+pub type HybridParallel = Parallel<FisherKolmogorov, NetworkRhs>;
+
+/// Training settings (configuration only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainOptions {
+    /// Adam iterations.
+    pub iterations: usize,
+    /// Hidden width of the two hidden layers.
+    pub hidden: usize,
+    /// Adam learning rate (in the transformed parameter space).
+    pub learning_rate: f64,
+    /// Seed of the weight initialization.
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions { iterations: 150, hidden: 12, learning_rate: 5e-3, seed: 7 }
+    }
+}
+
+/// A trained model: its parameters, loss per iteration and training time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trained {
+    /// The parameters at the lowest training loss seen.
+    pub params: Vec<f64>,
+    /// Mean squared density misfit on the training scans, per iteration.
+    pub loss_curve: Vec<f64>,
+    /// Training wall time (s).
+    pub wall_time_s: f64,
+}
+
+fn mlp(inputs: usize, hidden: usize) -> Result<Mlp> {
+    Ok(Mlp::new(&[inputs, hidden, hidden, 1], Activation::Tanh)?)
+}
+
+/// Glorot weights with the last layer (weights and bias) set to zero: the network starts as
+/// the zero function.
+fn zero_last_init(net: &Mlp, seed: u64) -> Vec<f64> {
+    let mut w = initialize(net, Init::GlorotUniform, seed);
+    let blocks = net.param_blocks();
+    let last = blocks.len().saturating_sub(2);
+    for b in &blocks[last..] {
+        w[b.range()].fill(0.0);
+    }
+    w
+}
+
+/// The parallel hybrid: the plain model plus a pointwise residual `g(c, p_wm, p_gm; w)`.
+///
+/// # Errors
+/// Mesh and hybrid construction errors.
+pub fn hybrid_parallel(scenario: &Scenario, anatomy: &Anatomy, hidden: usize) -> Result<HybridParallel> {
+    let (diff, react) = parts(scenario, anatomy, None)?;
+    let mech = Sum::new(diff, react)?;
+    let features: Vec<f64> = anatomy.wm.iter().zip(&anatomy.gm).flat_map(|(&w, &g)| [w, g]).collect();
+    let net = NetworkRhs::pointwise(&mlp(3, hidden)?, anatomy.n(), 1)?.with_features(features)?;
+    Ok(Parallel::new(mech, net)?)
+}
+
+/// The residual network of [`hybrid_parallel`] (for initialization).
+///
+/// # Errors
+/// Never for valid widths.
+pub fn residual_mlp(hidden: usize) -> Result<Mlp> {
+    mlp(3, hidden)
+}
+
+/// The neural-only model: a pointwise network on `(c, Σ_j (c_j − c_i), p_wm, p_gm)` over the
+/// active cells (the neighbour sum is the finite-volume Laplacian with `D = h²`, a fixed
+/// convolution that lets the network move a front), recorded once into a [`TapeSystem`].
+///
+/// # Errors
+/// Graph construction errors.
+pub fn neural_ode(anatomy: &Anatomy, hidden: usize) -> Result<(TapeSystem, Mlp)> {
+    let n = anatomy.n();
+    let net = mlp(4, hidden)?;
+    let h = anatomy.grid.spacing()[0];
+    let lap = DiffusionOperator::new(&anatomy.grid, vec![h * h; n])?
+        .with_parallelism(Parallelism::Sequential);
+    let mut g = Graph::new();
+    let y = g.input("y", &[n])?;
+    let p = g.input("p", &[net.n_params()])?;
+    let ly = lap.record(&mut g, y)?;
+    let wm = g.constant(&[n], anatomy.wm.clone())?;
+    let gm = g.constant(&[n], anatomy.gm.clone())?;
+    let cat = g.concat(&[y, ly, wm, gm])?;
+    // Channel-major [4·n] → point-major [n, 4].
+    let idx: Vec<usize> = (0..n).flat_map(|i| (0..4).map(move |f| f * n + i)).collect();
+    let x = g.gather(cat, idx.into())?;
+    let x = g.reshape(x, &[n, 4])?;
+    let out = Pointwise::new(net.clone()).forward(&mut g, x, p)?;
+    let out = g.reshape(out, &[n])?;
+    let tape = g.compile(&[out])?;
+    Ok((TapeSystem::new(tape)?, net))
+}
+
+/// Trains `problem`'s parameters (`transforms[i]` maps the optimizer's coordinate to
+/// parameter `i`) by Adam on the mean squared misfit to `targets` (one active-cell vector
+/// per day of `days`), gradients by the discrete adjoint of Tsit5. A failed solve (a trial
+/// network that blows up) restores the best parameters and halves the learning rate.
+#[allow(clippy::too_many_arguments)]
+fn adam_train<S>(
+    problem: &mut Problem<S>,
+    transforms: &[Transform],
+    days: &[f64],
+    targets: &[Vec<f64>],
+    opts: &TrainOptions,
+    ctrl: &PiController,
+    stage: &'static str,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Trained>
+where
+    S: OdeSystem + Vjp,
+    Tsit5: StepVjp<S>,
+{
+    let start = Instant::now();
+    let n = targets[0].len();
+    let flat: Vec<f64> = targets.iter().flatten().copied().collect();
+    let loss = SquaredMisfit::new(flat).with_weight(1.0 / (targets.len() * n) as f64);
+    let save = SaveAt::Times(days.to_vec());
+    let m = problem.params().len();
+    let mut z: Vec<f64> = problem
+        .params()
+        .iter()
+        .zip(transforms)
+        .map(|(&p, t)| t.to_free(p))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut lr = opts.learning_rate;
+    let mut adam = Adam::new(lr);
+    let mut state = adam.init(m)?;
+    let mut best = (f64::INFINITY, problem.params().to_vec());
+    let mut curve = Vec::with_capacity(opts.iterations);
+    let mut dz = vec![0.0; m];
+    for it in 0..opts.iterations {
+        for ((p, t), &zi) in problem.params_mut().iter_mut().zip(transforms).zip(&z) {
+            *p = t.to_param(zi);
+        }
+        let g = match gradient(&*problem, &Tsit5, ctrl, &save, &loss, &DiscreteAdjoint::default()) {
+            Ok(g) if g.value.is_finite() && g.dl_dp.iter().all(|v| v.is_finite()) => g,
+            _ => {
+                // Back off: restore the best point, smaller steps, fresh moments.
+                lr *= 0.5;
+                adam = Adam::new(lr);
+                state = adam.init(m)?;
+                for ((zi, t), &p) in z.iter_mut().zip(transforms).zip(&best.1) {
+                    *zi = t.to_free(p)?;
+                }
+                curve.push(*curve.last().unwrap_or(&f64::NAN));
+                continue;
+            }
+        };
+        curve.push(g.value);
+        if g.value < best.0 {
+            best = (g.value, problem.params().to_vec());
+        }
+        for (((d, &gp), t), &zi) in dz.iter_mut().zip(&g.dl_dp).zip(transforms).zip(&z) {
+            *d = gp * t.derivative(zi);
+        }
+        adam.step(&mut state, &mut z, &dz)?;
+        progress(Progress::new(stage, it + 1, opts.iterations).with_loss(g.value));
+    }
+    problem.params_mut().copy_from_slice(&best.1);
+    Ok(Trained { params: best.1, loss_curve: curve, wall_time_s: start.elapsed().as_secs_f64() })
+}
+
+fn controller(scenario: &Scenario) -> PiController {
+    PiController::new(scenario.solver.rtol, scenario.solver.atol).with_max_steps(20_000)
+}
+
+/// Trains the parallel hybrid from the mechanistic estimate `theta_mech = [D_w, ρ, seed…]`
+/// on the training scans (`days`, observed `data`).
+///
+/// # Errors
+/// Construction errors, or a first solve that fails.
+#[allow(clippy::too_many_arguments)]
+pub fn train_hybrid(
+    scenario: &Scenario,
+    anatomy: &Anatomy,
+    theta_mech: &[f64],
+    days: &[f64],
+    data: &[Vec<f64>],
+    opts: &TrainOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(HybridParallel, Trained)> {
+    let sys = hybrid_parallel(scenario, anatomy, opts.hidden)?;
+    let net = residual_mlp(opts.hidden)?;
+    let mut p = theta_mech.to_vec();
+    p.extend(zero_last_init(&net, opts.seed));
+    let mut transforms = vec![Transform::Log, Transform::Log];
+    transforms.resize(p.len(), Transform::Identity);
+    let mut problem = Problem::new(sys, vec![0.0; anatomy.n()], p, (T_START, days[days.len() - 1]));
+    add_impulses(&mut problem, scenario, anatomy, PARAM_SEED);
+    let trained =
+        adam_train(&mut problem, &transforms, days, data, opts, &controller(scenario), "train hybrid", progress)?;
+    Ok((problem.system().clone(), trained))
+}
+
+/// Predicts the hybrid at `days` from onset.
+///
+/// # Errors
+/// [`GliomaError::SolveFailed`].
+pub fn predict_hybrid(
+    scenario: &Scenario,
+    anatomy: &Anatomy,
+    sys: HybridParallel,
+    params: &[f64],
+    days: &[f64],
+) -> Result<Vec<Vec<f64>>> {
+    let mut problem = Problem::new(sys, vec![0.0; anatomy.n()], params.to_vec(), (T_START, days[days.len() - 1]));
+    add_impulses(&mut problem, scenario, anatomy, PARAM_SEED);
+    run(&problem, days, &controller(scenario), "hybrid")
+}
+
+/// Trains the neural-only model from the first observed scan (`data[0]` at `days[0]`) on the
+/// remaining training scans.
+///
+/// # Errors
+/// Fewer than two training scans, construction errors.
+pub fn train_neural(
+    scenario: &Scenario,
+    anatomy: &Anatomy,
+    days: &[f64],
+    data: &[Vec<f64>],
+    opts: &TrainOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(TapeSystem, Trained)> {
+    if days.len() < 2 {
+        return Err(GliomaError::Invalid("the neural model needs at least two training scans".into()));
+    }
+    let (sys, net) = neural_ode(anatomy, opts.hidden)?;
+    let p = zero_last_init(&net, opts.seed);
+    let transforms = vec![Transform::Identity; p.len()];
+    let mut problem = Problem::new(sys, data[0].clone(), p, (days[0], days[days.len() - 1]));
+    treatments(&mut problem, scenario);
+    let trained = adam_train(
+        &mut problem,
+        &transforms,
+        &days[1..],
+        &data[1..],
+        opts,
+        &controller(scenario),
+        "train neural",
+        progress,
+    )?;
+    Ok((problem.system().clone(), trained))
+}
+
+/// Radiotherapy / chemotherapy impulses without the seed (the neural model starts from a scan).
+fn treatments<S: OdeSystem>(problem: &mut Problem<S>, scenario: &Scenario) {
+    for (t, map) in treatment_impulses(scenario) {
+        problem.push_impulse(t, map);
+    }
+}
+
+/// Predicts the neural model at `days` (each ≥ `t0`) from state `y0` at `t0`.
+///
+/// # Errors
+/// [`GliomaError::SolveFailed`].
+pub fn predict_neural(
+    scenario: &Scenario,
+    sys: TapeSystem,
+    params: &[f64],
+    t0: f64,
+    y0: &[f64],
+    days: &[f64],
+) -> Result<Vec<Vec<f64>>> {
+    let mut problem = Problem::new(sys, y0.to_vec(), params.to_vec(), (t0, days[days.len() - 1]));
+    treatments(&mut problem, scenario);
+    // A scan at t0 itself is the initial state.
+    let later: Vec<f64> = days.iter().copied().filter(|&d| d > t0).collect();
+    let mut out: Vec<Vec<f64>> = days.iter().filter(|&&d| d <= t0).map(|_| y0.to_vec()).collect();
+    out.extend(run(&problem, &later, &controller(scenario), "neural")?);
+    Ok(out)
+}
+
+fn run<S: OdeSystem>(problem: &Problem<S>, days: &[f64], ctrl: &PiController, what: &str) -> Result<Vec<Vec<f64>>> {
+    if days.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sol = solve(problem, &Tsit5, ctrl, &SaveAt::Times(days.to_vec()))?;
+    if !sol.is_success() {
+        return Err(GliomaError::SolveFailed { what: format!("{what} prediction"), status: format!("{:?}", sol.status()) });
+    }
+    Ok((0..sol.len()).map(|k| sol.y(k).to_vec()).collect())
+}
