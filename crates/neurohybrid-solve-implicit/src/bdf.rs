@@ -56,7 +56,7 @@ use neurohybrid_system::Jacobian;
 
 /// Highest supported order (BDF6+ are not zero-stable enough to be useful; HW II, §V.2).
 pub const MAX_ORDER: usize = 5;
-const ROWS: usize = MAX_ORDER + 3;
+pub(crate) const ROWS: usize = MAX_ORDER + 3;
 /// NDF coefficients κₖ (Shampine & Reichelt 1997, Table 1; κ₅ = 0: order 5 is plain BDF).
 const NDF_KAPPA: [f64; MAX_ORDER + 1] = [0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0];
 const MIN_FACTOR: f64 = 0.2;
@@ -175,25 +175,28 @@ impl Bdf {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Coefficients {
-    gamma: [f64; ROWS],
-    alpha: [f64; ROWS],
-    err: [f64; ROWS],
+pub(crate) struct Coefficients {
+    pub(crate) gamma: [f64; ROWS],
+    pub(crate) alpha: [f64; ROWS],
+    pub(crate) err: [f64; ROWS],
 }
 
 /// Working state of a [`Bdf`] solve. Everything is allocated in `init`.
 #[derive(Debug)]
 pub struct BdfState {
-    n: usize,
-    y: Vec<f64>,
-    y_new: Vec<f64>,
+    pub(crate) n: usize,
+    pub(crate) y: Vec<f64>,
+    pub(crate) y_new: Vec<f64>,
     err: Vec<f64>,
     f0: Vec<f64>,
     /// Difference array, row-major `ROWS × n`, scaled to step `h_d`.
-    d: Vec<f64>,
-    h_d: f64,
-    order: usize,
-    n_equal_steps: usize,
+    pub(crate) d: Vec<f64>,
+    pub(crate) h_d: f64,
+    pub(crate) order: usize,
+    pub(crate) n_equal_steps: usize,
+    /// The rescaling factor the last `step` applied to `D` before predicting (`None`: none),
+    /// for the step's VJP.
+    pub(crate) last_rescale: Option<f64>,
     /// Newton correction `y_new − y_pred` of the last step.
     corr: Vec<f64>,
     y_pred: Vec<f64>,
@@ -203,11 +206,11 @@ pub struct BdfState {
     tmp: Vec<f64>,
     newton_iters: usize,
     err_norm: f64,
-    last_failed: bool,
-    coef: Coefficients,
+    pub(crate) last_failed: bool,
+    pub(crate) coef: Coefficients,
     /// `U(k) = R(k, 1)` for every order, computed once.
     u_tab: [[[f64; ROWS]; ROWS]; MAX_ORDER + 1],
-    wm: WMatrix,
+    pub(crate) wm: WMatrix,
 }
 
 impl BdfState {
@@ -230,14 +233,7 @@ impl BdfState {
     /// `D ← (R U)ᵀ D` with `R = R(factor)`, `U = R(1)`; `U² = I`).
     fn rescale(&mut self, factor: f64) {
         let k = self.order;
-        let r = r_matrix(k, factor);
-        let u = &self.u_tab[k];
-        let mut ru = [[0.0; ROWS]; ROWS];
-        for (i, ru_i) in ru.iter_mut().enumerate().take(k + 1) {
-            for (j, v) in ru_i.iter_mut().enumerate().take(k + 1) {
-                *v = (0..=k).map(|m| r[i][m] * u[m][j]).sum();
-            }
-        }
+        let ru = self.rescale_matrix(factor);
         let n = self.n;
         // new D_j = Σ_i RU[i][j] D_i
         for j in 0..=k {
@@ -254,6 +250,22 @@ impl BdfState {
         self.d[..(k + 1) * n].copy_from_slice(&self.tmp[..(k + 1) * n]);
         self.h_d *= factor;
         self.n_equal_steps = 0;
+    }
+}
+
+impl BdfState {
+    /// `R(factor)·U` at the current order: the rescaling `D_j ← Σ_i (RU)ᵢⱼ D_i`.
+    pub(crate) fn rescale_matrix(&self, factor: f64) -> [[f64; ROWS]; ROWS] {
+        let k = self.order;
+        let r = r_matrix(k, factor);
+        let u = &self.u_tab[k];
+        let mut ru = [[0.0; ROWS]; ROWS];
+        for (i, ru_i) in ru.iter_mut().enumerate().take(k + 1) {
+            for (j, v) in ru_i.iter_mut().enumerate().take(k + 1) {
+                *v = (0..=k).map(|m| r[i][m] * u[m][j]).sum();
+            }
+        }
+        ru
     }
 }
 
@@ -335,6 +347,7 @@ impl<S: Jacobian + ?Sized> Stepper<S> for Bdf {
             h_d: 1.0,
             order: 1,
             n_equal_steps: 0,
+            last_rescale: None,
             corr: vec![0.0; n],
             y_pred: vec![0.0; n],
             psi: vec![0.0; n],
@@ -361,9 +374,12 @@ impl<S: Jacobian + ?Sized> Stepper<S> for Bdf {
         stats: &mut Stats,
     ) -> StepOutcome {
         let h_abs = step.h.abs();
+        st.last_rescale = None;
         if h_abs != st.h_d {
-            st.rescale(h_abs / st.h_d);
+            let factor = h_abs / st.h_d;
+            st.rescale(factor);
             st.h_d = h_abs; // exact, not a product of ratios
+            st.last_rescale = Some(factor);
         }
         let (n, k) = (st.n, st.order);
         let t_new = step.t + step.h;

@@ -121,7 +121,7 @@ pub use error::{ImplicitError, Result};
 pub use imex::{Ark, ImexState, KenCarp4};
 pub use rosenbrock::{Rodas4, RosenbrockState, TimeDerivative};
 pub use sdirk::{DirkConfig, Esdirk4, ImplicitEuler, Kvaerno5, Sdirk, SdirkState, TrBdf2};
-pub use step_vjp::DirkVjpWork;
+pub use step_vjp::{BdfVjpWork, DirkVjpWork, RosenbrockVjpWork};
 pub use tableaus::{ArkTableau, DirkTableau};
 pub use wmatrix::{FactorKind, LinearBackend, StageSolve, Tolerances, WConfig, WMatrix};
 

@@ -87,7 +87,7 @@ impl Rodas4 {
 }
 
 /// Rodas4 coefficients (OrdinaryDiffEq.jl `Rodas4Tableau`; HW II RODAS).
-mod tab {
+pub(crate) mod tab {
     pub const GAMMA: f64 = 0.25;
     pub const A: [[f64; 5]; 5] = [
         [1.544, 0.0, 0.0, 0.0, 0.0],

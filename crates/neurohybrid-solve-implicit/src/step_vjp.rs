@@ -30,6 +30,12 @@ use neurohybrid_solve::{Stats, Step, StepState};
 use neurohybrid_system::{CsrMatrix, Jacobian, OdeSystem, SparsityPattern, Vjp};
 use std::cell::RefCell;
 
+mod bdf_vjp;
+mod rosenbrock_vjp;
+
+pub use bdf_vjp::BdfVjpWork;
+pub use rosenbrock_vjp::RosenbrockVjpWork;
+
 /// `S` seen through its transposed Jacobian (for transpose solves with [`WMatrix`]).
 struct Transposed<'a, S: ?Sized> {
     system: &'a S,

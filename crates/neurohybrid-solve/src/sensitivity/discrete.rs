@@ -69,9 +69,13 @@ where
         // Forward pass, keeping every `stride`-th boundary state (thinned for Revolve).
         let (mut stride, cap) = self.checkpointing.forward_plan();
         let mut store = SlotStore::default();
-        let traced = traced_solve(problem, stepper, controller, &save_ts, |b, y| {
+        let mut controls = Vec::new();
+        let mut snapshot = Vec::new();
+        let traced = traced_solve(problem, stepper, controller, &save_ts, |b, st| {
+            controls.push(stepper.control(st));
             if b % stride == 0 {
-                store.insert(b, y);
+                stepper.save_reversed(st, &mut snapshot);
+                store.insert(b, &snapshot);
                 if cap.is_some_and(|cap| store.len() > cap) {
                     stride *= 2;
                     store.thin(stride);
@@ -83,18 +87,22 @@ where
 
         let sys = problem.system();
         let n = sys.n_states();
+        let nz = stepper.reversed_len(sys, &traced.state);
         let mut rev = Reverse {
             sys,
             p: problem.params(),
             stepper,
             tape: &traced.tape,
             impulses: &traced.impulses,
+            controls: &controls,
             work: stepper.vjp_work(sys, &traced.state),
             state: traced.state,
             cot: &cot,
             n,
-            w: vec![0.0; n],
+            w: vec![0.0; nz],
             w_p: vec![0.0; sys.n_params()],
+            w_y: vec![0.0; n],
+            snapshot,
             imp_states: Vec::new(),
             imp_w: vec![0.0; n],
             imp_wp: vec![0.0; sys.n_params()],
@@ -110,11 +118,29 @@ where
         for &a in starts.iter().rev() {
             let slots = self.checkpointing.segment_slots(rev.store.len());
             rev.reverse_range(a, end, slots)?;
-            rev.store.remove(a);
+            if a != 0 {
+                rev.store.remove(a);
+            }
             end = a;
         }
         debug_assert_eq!(end, 0, "y0 is always a forward checkpoint");
         rev.add_save_cotangents(0);
+        // Through the history `init` built from y0 (identity for one-step methods).
+        rev.load(0);
+        let y0 = problem.y0();
+        rev.stepper.restart_vjp(
+            sys,
+            rev.p,
+            &mut rev.state,
+            rev.tape.ts[0],
+            y0,
+            &rev.w,
+            &mut rev.w_y,
+            &mut rev.w_p,
+            &mut rev.work,
+            &mut rev.stats,
+        );
+        rev.store.remove(0);
         let memory = MemoryReport {
             n_states: n,
             steps: n_steps,
@@ -124,7 +150,7 @@ where
         };
         Ok(Gradient {
             value,
-            dl_dy0: rev.w,
+            dl_dy0: rev.w_y,
             dl_dp: rev.w_p,
             solution: traced.solution,
             reverse_stats: rev.stats,
@@ -140,15 +166,22 @@ struct Reverse<'a, S: Vjp, St: StepVjp<S>> {
     stepper: &'a St,
     tape: &'a Tape,
     impulses: &'a [ScheduledImpulse],
+    /// [`StepVjp::control`] at every boundary of the forward pass.
+    controls: &'a [usize],
     state: St::State,
     work: St::VjpWork,
     /// Loss cotangents, flat per save time.
     cot: &'a [f64],
     n: usize,
-    /// `∂L/∂y` at the current boundary (after its events when going backwards).
+    /// `∂L/∂z` (the reversed state: `y`, or a multistep history whose first `n` entries are
+    /// `y`) at the current boundary (after its events when going backwards).
     w: Vec<f64>,
     /// `∂L/∂p` accumulated so far.
     w_p: Vec<f64>,
+    /// `∂L/∂y` at a boundary whose history was rebuilt by `restart` (impulses, `t0`).
+    w_y: Vec<f64>,
+    /// Scratch for a checkpoint's contents.
+    snapshot: Vec<f64>,
     /// States before each impulse of one boundary (several impulses may share a time).
     imp_states: Vec<Vec<f64>>,
     imp_w: Vec<f64>,
@@ -163,9 +196,10 @@ impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
     /// forward pass had, minus derived data such as an FSAL stage, which `restart` drops and
     /// `step` recomputes from `y`.
     fn load(&mut self, b: usize) {
-        let y = self.store.get(b).expect("reverse pass loads only stored boundaries");
-        self.state.y_mut().copy_from_slice(y);
-        self.stepper.restart(self.sys, self.p, &mut self.state, self.tape.ts[b], &mut self.stats);
+        let saved = self.store.get(b).expect("reverse pass loads only stored boundaries");
+        let t = self.tape.ts[b];
+        self.stepper.load_reversed(self.sys, self.p, &mut self.state, t, saved, &mut self.stats);
+        self.stepper.impose_control(&mut self.state, self.controls[b]);
     }
 
     /// Recompute step `n` from the state at boundary `n` (already in `self.state`).
@@ -195,6 +229,7 @@ impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
         if fired {
             self.stepper.restart(self.sys, self.p, &mut self.state, t_new, &mut self.stats);
         }
+        self.stepper.impose_control(&mut self.state, self.controls[n + 1]);
         self.recomputed += 1;
     }
 
@@ -205,8 +240,8 @@ impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
             self.compute(n)?;
             self.finish(n);
             if keep(n + 1) {
-                let y = self.state.y().to_vec();
-                self.store.insert(n + 1, &y);
+                self.stepper.save_reversed(&self.state, &mut self.snapshot);
+                self.store.insert(n + 1, &self.snapshot);
             }
         }
         Ok(())
@@ -217,7 +252,7 @@ impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
         for &(_, e) in self.tape.events_at(b) {
             if let Event::Save(k) = e {
                 let c = &self.cot[k * n..(k + 1) * n];
-                self.w.iter_mut().zip(c).for_each(|(w, c)| *w += c);
+                self.w[..n].iter_mut().zip(c).for_each(|(w, c)| *w += c);
             }
         }
     }
@@ -245,17 +280,42 @@ impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
             self.imp_states.resize_with(imps.len(), Vec::new);
             self.imp_states[0].clear();
             self.imp_states[0].extend_from_slice(self.state.y_proposed());
-            for j in 1..imps.len() {
+            // ... and the last map's output y_{n+1}⁺, from which `restart` built the history.
+            self.imp_states.resize_with(imps.len() + 1, Vec::new);
+            for j in 1..=imps.len() {
                 let (done, rest) = self.imp_states.split_at_mut(j);
                 rest[0].resize(self.n, 0.0);
                 self.impulses[imps[j - 1]].map.apply(t, &done[j - 1], self.p, &mut rest[0]);
             }
+            self.stepper.restart_vjp(
+                self.sys,
+                self.p,
+                &mut self.state,
+                t,
+                &self.imp_states[imps.len()],
+                &self.w,
+                &mut self.w_y,
+                &mut self.w_p,
+                &mut self.work,
+                &mut self.stats,
+            );
+            std::mem::swap(&mut self.w_y, &mut self.imp_w);
             for (j, &i) in imps.iter().enumerate().rev() {
                 let map = &self.impulses[i].map;
-                map.vjp(t, &self.imp_states[j], self.p, &self.w, &mut self.imp_w, &mut self.imp_wp);
-                self.w.copy_from_slice(&self.imp_w);
+                map.vjp(
+                    t,
+                    &self.imp_states[j],
+                    self.p,
+                    &self.imp_w,
+                    &mut self.w_y,
+                    &mut self.imp_wp,
+                );
+                std::mem::swap(&mut self.w_y, &mut self.imp_w);
                 self.w_p.iter_mut().zip(&self.imp_wp).for_each(|(a, b)| *a += b);
             }
+            // Before the impulses only y_{n+1}⁻ carries a cotangent (the history is rebuilt).
+            self.w.fill(0.0);
+            self.w[..self.n].copy_from_slice(&self.imp_w);
         }
         let step = self.tape.step(n);
         self.stepper.step_vjp(

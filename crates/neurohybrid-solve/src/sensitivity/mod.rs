@@ -145,14 +145,14 @@ pub use forward::{ForwardSensitivity, SensitivitySystem};
 pub use interpolating::InterpolatingAdjoint;
 pub use loss::{Loss, SquaredMisfit};
 pub use quadrature::QuadratureAdjoint;
-pub use trace::{FrozenSteps, step_sequence};
+pub use trace::{FrozenSteps, RecordedSteps, Replay, recorded_steps, step_sequence};
 
 use crate::error::{Result, SolveError};
 use crate::problem::Problem;
 use crate::save::SaveAt;
 use crate::solution::Solution;
 use crate::stats::Stats;
-use crate::stepper::{Step, Stepper};
+use crate::stepper::{Step, StepState, Stepper};
 use neurohybrid_system::{OdeSystem, Vjp};
 
 /// A way of computing [`Gradient`]s. Implemented by [`ForwardSensitivity`],
@@ -245,14 +245,33 @@ impl MemoryReport {
     }
 }
 
-/// The reverse-mode derivative of one step of a one-step method (explicit Runge–Kutta, DIRK /
-/// ESDIRK, Rosenbrock), used by [`DiscreteAdjoint`].
+/// The reverse-mode derivative of one step, used by [`DiscreteAdjoint`]: one-step methods
+/// (explicit Runge–Kutta, DIRK / ESDIRK, Rosenbrock) and multistep methods (BDF) alike.
 ///
 /// Step sizes are treated as constants: the derivative is that of the discrete map
 /// `y_{n+1} = Φ_h(t_n, y_n, p)` for the `h` the forward solve accepted (the step-size
 /// controller's dependence on `y` is deliberately not differentiated — it is piecewise constant
 /// in exact arithmetic and its derivative carries no information; Griewank & Walther 2008,
 /// §15; Sandu 2006).
+///
+/// # Multistep methods: the reversed state
+///
+/// A multistep step maps a *history* (BDF: the difference array `D₀ … D_{k+2}`), not just
+/// `y_n`. The reverse pass therefore runs on a **reversed state** `z` of
+/// [`StepVjp::reversed_len`] values whose first `n` entries are `y` (so loss cotangents at
+/// save times are added to `w[..n]`); for a one-step method `z = y` and every method below
+/// has the right default. The pieces a multistep method provides:
+///
+/// - [`StepVjp::save_reversed`] / [`StepVjp::load_reversed`]: checkpoints hold the whole
+///   history (and its discrete settings such as the order), so a recomputed step is the
+///   forward one;
+/// - [`StepVjp::restart_vjp`]: the derivative of [`Stepper::restart`], which builds the
+///   history from `y` (at `t0` and after impulses; BDF: `D₁ = h f(y)`);
+/// - [`StepVjp::control`] / [`StepVjp::impose_control`]: discrete decisions the stepper
+///   takes inside `accept` (BDF's order), recorded at every boundary of the forward pass and
+///   imposed on recomputed steps, so the reverse pass differentiates exactly the forward map
+///   even where a recomputation's rounding would tip an order decision. [`Replay`] imposes
+///   them (with [`FrozenSteps`]) for finite-difference checks of the same discrete map.
 pub trait StepVjp<S: Vjp + ?Sized>: Stepper<S> {
     /// Scratch memory of the reverse pass, allocated once per gradient.
     type VjpWork;
@@ -278,6 +297,72 @@ pub trait StepVjp<S: Vjp + ?Sized>: Stepper<S> {
         work: &mut Self::VjpWork,
         stats: &mut Stats,
     );
+
+    /// Length of the reversed state (default `n`: one-step methods reverse `y` alone). `w` in
+    /// [`StepVjp::step_vjp`] has this length.
+    fn reversed_len(&self, system: &S, state: &Self::State) -> usize {
+        let _ = state;
+        system.n_states()
+    }
+
+    /// Write what a checkpoint at the current step boundary must hold (after `accept`,
+    /// impulses and `restart`) into `out` (cleared first). Default: `y`.
+    fn save_reversed(&self, state: &Self::State, out: &mut Vec<f64>) {
+        out.clear();
+        out.extend_from_slice(state.y());
+    }
+
+    /// Put the stepper back at a boundary saved by [`StepVjp::save_reversed`] at time `t`, so
+    /// that the next `step` repeats the forward one. Default: copy `y` and `restart` (which
+    /// drops derived data such as an FSAL stage; `step` recomputes it from `y`).
+    fn load_reversed(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut Self::State,
+        t: f64,
+        saved: &[f64],
+        stats: &mut Stats,
+    ) {
+        state.y_mut().copy_from_slice(&saved[..system.n_states()]);
+        self.restart(system, p, state, t, stats);
+    }
+
+    /// Pull the cotangent `w` (length [`StepVjp::reversed_len`]) of the reversed state built
+    /// by [`Stepper::restart`] from `y` at time `t` back to `w_y = ∂L/∂y` (length `n`), adding
+    /// the parameter part to `w_p`. `state` is as when `restart` was called, except that its
+    /// `y` may differ (`y` is passed explicitly). Default (one-step methods: `z = y`):
+    /// `w_y = w`.
+    #[allow(clippy::too_many_arguments)]
+    fn restart_vjp(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut Self::State,
+        t: f64,
+        y: &[f64],
+        w: &[f64],
+        w_y: &mut [f64],
+        w_p: &mut [f64],
+        work: &mut Self::VjpWork,
+        stats: &mut Stats,
+    ) {
+        let _ = (p, state, t, y, w_p, work, stats);
+        w_y.copy_from_slice(&w[..system.n_states()]);
+    }
+
+    /// The discrete setting the next step will use besides `(t, h)` (BDF: its order), read at
+    /// each step boundary of the forward pass. Default: 0 (none).
+    fn control(&self, state: &Self::State) -> usize {
+        let _ = state;
+        0
+    }
+
+    /// Impose a setting read by [`StepVjp::control`] (after `accept`, impulses and `restart`
+    /// of a recomputed step). Default: nothing.
+    fn impose_control(&self, state: &mut Self::State, control: usize) {
+        let _ = (state, control);
+    }
 }
 
 /// The save times of `save_at` for a gradient: [`SaveAt::Times`] as given, [`SaveAt::Final`] as

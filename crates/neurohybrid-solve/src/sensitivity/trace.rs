@@ -7,6 +7,7 @@
 //! stepper). The loop below is `solve`'s, step for step (same controller calls, same stretch to
 //! stops, same failure handling); `tests::traced_loop_matches_solve` keeps them in sync.
 
+use super::StepVjp;
 use crate::controller::{Decision, StepSizeController};
 use crate::error::Result;
 use crate::problem::{Problem, ScheduledImpulse};
@@ -15,7 +16,7 @@ use crate::solution::Solution;
 use crate::solve::{initial_step, validate};
 use crate::stats::{Stats, Status};
 use crate::stepper::{Step, StepOutcome, StepState, Stepper};
-use neurohybrid_system::OdeSystem;
+use neurohybrid_system::{OdeSystem, Vjp};
 
 /// Same constants as the solve loop.
 const MAX_CONSECUTIVE_FAILURES: usize = 10;
@@ -67,14 +68,15 @@ pub(crate) struct Traced<T> {
     pub state: T,
 }
 
-/// Solve `problem` landing on every save time, calling `at_boundary(b, y_b⁺)` with the state
-/// after every step boundary (after impulses; `b = 0` is `y0`).
+/// Solve `problem` landing on every save time, calling `at_boundary(b, state)` with the
+/// stepper's state after every step boundary (after `accept`, impulses and `restart`; `b = 0`
+/// is right after `init`, `state.y() = y0`).
 pub(crate) fn traced_solve<S, St, C>(
     problem: &Problem<S>,
     stepper: &St,
     controller: &C,
     save_ts: &[f64],
-    mut at_boundary: impl FnMut(usize, &[f64]),
+    mut at_boundary: impl FnMut(usize, &St::State),
 ) -> Result<Traced<St::State>>
 where
     S: OdeSystem,
@@ -114,7 +116,7 @@ where
         ys_saved.extend_from_slice(problem.y0());
         next_save += 1;
     }
-    at_boundary(0, problem.y0());
+    at_boundary(0, &state);
     let mut next_impulse = 0;
     let mut scratch = vec![0.0; n];
     let mut failures = 0;
@@ -198,7 +200,7 @@ where
                     ys_saved.extend_from_slice(state.y());
                     next_save += 1;
                 }
-                at_boundary(b, state.y());
+                at_boundary(b, &state);
                 if fired && !state.y().iter().all(|v| v.is_finite()) {
                     break Status::NonFinite { t };
                 }
@@ -228,6 +230,210 @@ where
     let traced = traced_solve(problem, stepper, controller, &save_ts, |_, _| {})?;
     super::require_success(&traced.solution)?;
     Ok(traced.tape.ts)
+}
+
+/// The step sequence of a reverse-mode gradient's forward solve together with the stepper's
+/// discrete decisions at every boundary ([`StepVjp::control`], e.g. BDF's order): all a
+/// finite-difference check needs to re-solve *the same discrete map* under perturbed inputs,
+/// with [`RecordedSteps::controller`] and [`RecordedSteps::replay`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedSteps {
+    /// Step boundaries `t_0, …, t_N`.
+    pub ts: Vec<f64>,
+    /// `controls[b]`: the stepper's [`StepVjp::control`] at boundary `b`.
+    pub controls: Vec<usize>,
+}
+
+impl RecordedSteps {
+    /// The controller replaying the step sizes.
+    pub fn controller(&self) -> FrozenSteps {
+        FrozenSteps::new(&self.ts)
+    }
+
+    /// `stepper`, with its recorded decisions imposed.
+    pub fn replay<St>(&self, stepper: St) -> Replay<St> {
+        Replay { inner: stepper, ts: self.ts.clone(), controls: self.controls.clone() }
+    }
+}
+
+/// Like [`step_sequence`], also recording the stepper's [`StepVjp::control`] per boundary.
+pub fn recorded_steps<S, St, C>(
+    problem: &Problem<S>,
+    stepper: &St,
+    controller: &C,
+    save_at: &SaveAt,
+) -> Result<RecordedSteps>
+where
+    S: Vjp,
+    St: StepVjp<S>,
+    C: StepSizeController,
+{
+    let save_ts = super::save_times("recorded steps", problem, save_at)?;
+    let mut controls = Vec::new();
+    let traced = traced_solve(problem, stepper, controller, &save_ts, |_, st| {
+        controls.push(stepper.control(st));
+    })?;
+    super::require_success(&traced.solution)?;
+    Ok(RecordedSteps { ts: traced.tape.ts, controls })
+}
+
+/// A stepper that repeats a recorded forward pass's discrete decisions
+/// ([`RecordedSteps::replay`]): after every `accept` the recorded [`StepVjp::control`] of the
+/// boundary reached is imposed, and the step size returned is the controller's (use
+/// [`RecordedSteps::controller`]), not the stepper's own choice. So a multistep method with
+/// its own step-size and order selection (BDF) solves exactly the map
+/// [`super::DiscreteAdjoint`] differentiates, also under perturbed parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay<St> {
+    inner: St,
+    ts: Vec<f64>,
+    controls: Vec<usize>,
+}
+
+impl<St> Replay<St> {
+    /// The wrapped stepper.
+    pub fn inner(&self) -> &St {
+        &self.inner
+    }
+
+    fn control_at(&self, t: f64) -> Option<usize> {
+        let dir = if self.ts.last() >= self.ts.first() { 1.0 } else { -1.0 };
+        let b = self.ts.binary_search_by(|s| (dir * s).total_cmp(&(dir * t))).ok()?;
+        self.controls.get(b).copied()
+    }
+}
+
+impl<S: Vjp, St: StepVjp<S>> Stepper<S> for Replay<St> {
+    type State = St::State;
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn order(&self) -> usize {
+        self.inner.order()
+    }
+    fn error_order(&self) -> Option<usize> {
+        self.inner.error_order()
+    }
+    fn is_adaptive(&self) -> bool {
+        self.inner.is_adaptive()
+    }
+    fn dense_degree(&self) -> usize {
+        self.inner.dense_degree()
+    }
+    fn control_order(&self, state: &Self::State) -> usize {
+        self.inner.control_order(state)
+    }
+    fn init(&self, system: &S, p: &[f64], t0: f64, y0: &[f64], stats: &mut Stats) -> St::State {
+        let mut st = self.inner.init(system, p, t0, y0, stats);
+        if let Some(c) = self.control_at(t0) {
+            self.inner.impose_control(&mut st, c);
+        }
+        st
+    }
+    fn step(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut St::State,
+        step: Step,
+        stats: &mut Stats,
+    ) -> StepOutcome {
+        self.inner.step(system, p, state, step, stats)
+    }
+    fn dense(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut St::State,
+        step: Step,
+        coeffs: &mut [f64],
+        stats: &mut Stats,
+    ) {
+        self.inner.dense(system, p, state, step, coeffs, stats)
+    }
+    fn accept(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut St::State,
+        t_new: f64,
+        h_next: f64,
+        stats: &mut Stats,
+    ) -> f64 {
+        self.inner.accept(system, p, state, t_new, h_next, stats);
+        if let Some(c) = self.control_at(t_new) {
+            self.inner.impose_control(state, c);
+        }
+        h_next
+    }
+    fn reject(&self, state: &mut St::State, h_next: f64) -> f64 {
+        self.inner.reject(state, h_next)
+    }
+    fn restart(&self, system: &S, p: &[f64], state: &mut St::State, t: f64, stats: &mut Stats) {
+        self.inner.restart(system, p, state, t, stats);
+        // An impulse's restart resets the history; the recorded decision is the one after it.
+        if let Some(c) = self.control_at(t) {
+            self.inner.impose_control(state, c);
+        }
+    }
+}
+
+impl<S: Vjp, St: StepVjp<S>> StepVjp<S> for Replay<St> {
+    type VjpWork = St::VjpWork;
+    fn vjp_work(&self, system: &S, state: &St::State) -> St::VjpWork {
+        self.inner.vjp_work(system, state)
+    }
+    fn step_vjp(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut St::State,
+        step: Step,
+        w: &mut [f64],
+        w_p: &mut [f64],
+        work: &mut St::VjpWork,
+        stats: &mut Stats,
+    ) {
+        self.inner.step_vjp(system, p, state, step, w, w_p, work, stats)
+    }
+    fn reversed_len(&self, system: &S, state: &St::State) -> usize {
+        self.inner.reversed_len(system, state)
+    }
+    fn save_reversed(&self, state: &St::State, out: &mut Vec<f64>) {
+        self.inner.save_reversed(state, out)
+    }
+    fn load_reversed(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut St::State,
+        t: f64,
+        saved: &[f64],
+        stats: &mut Stats,
+    ) {
+        self.inner.load_reversed(system, p, state, t, saved, stats)
+    }
+    fn restart_vjp(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut St::State,
+        t: f64,
+        y: &[f64],
+        w: &[f64],
+        w_y: &mut [f64],
+        w_p: &mut [f64],
+        work: &mut St::VjpWork,
+        stats: &mut Stats,
+    ) {
+        self.inner.restart_vjp(system, p, state, t, y, w, w_y, w_p, work, stats)
+    }
+    fn control(&self, state: &St::State) -> usize {
+        self.inner.control(state)
+    }
+    fn impose_control(&self, state: &mut St::State, control: usize) {
+        self.inner.impose_control(state, control)
+    }
 }
 
 /// A non-adaptive controller that replays a recorded step sequence (from [`step_sequence`]):
@@ -396,8 +602,10 @@ mod tests {
         let c = PiController::new(1e-6, 1e-8);
         let sol = solve(&pr, &HeunEuler, &c, &SaveAt::Steps).unwrap();
         let mut boundaries = Vec::new();
-        let tr = traced_solve(&pr, &HeunEuler, &c, &[7.0], |b, y| boundaries.push((b, y.to_vec())))
-            .unwrap();
+        let tr = traced_solve(&pr, &HeunEuler, &c, &[7.0], |b, st| {
+            boundaries.push((b, st.y().to_vec()))
+        })
+        .unwrap();
         // Without save times inside the span the step sequence is the solve loop's, bit for bit.
         assert_eq!(tr.tape.ts, sol.ts());
         assert_eq!(tr.solution.y(0), sol.last().unwrap());
