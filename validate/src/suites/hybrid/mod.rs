@@ -4,6 +4,8 @@
 //!
 //! Each case lives in its own module; `run` concatenates them in a fixed order.
 
+pub mod spiral;
+
 use crate::Case;
 
 /// Every case of the suite (the cheap subset when `fast`).
@@ -11,6 +13,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     #[allow(unused_mut)]
     let mut cases: Vec<Case> = Vec::new();
     // One line per module: cases.extend(module::run(fast));
+    cases.extend(spiral::run(fast));
     let _ = fast;
     cases
 }
