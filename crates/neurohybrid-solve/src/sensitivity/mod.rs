@@ -141,7 +141,7 @@ pub use adjoint_system::{AdjointSystem, BacksolveSystem};
 pub use backsolve::BacksolveAdjoint;
 pub use checkpoint::Checkpointing;
 pub use discrete::DiscreteAdjoint;
-pub use forward::{ForwardSensitivity, SensitivitySystem};
+pub use forward::{Column, ForwardSensitivity, SensitivitySystem};
 pub use interpolating::InterpolatingAdjoint;
 pub use loss::{Loss, SquaredMisfit};
 pub use quadrature::QuadratureAdjoint;
