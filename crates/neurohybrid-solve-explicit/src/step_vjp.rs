@@ -19,7 +19,7 @@
 //! not differentiated: step sizes are constants of the discrete map.
 
 use crate::methods::{Bosh3, Dopri5, Euler, ExplicitRk, Heun, Rk4, Tsit5};
-use crate::rk::RkState;
+use crate::rk::{Base, RkState, combination};
 use crate::tableau::ButcherTableau;
 use neurohybrid_solve::sensitivity::StepVjp;
 use neurohybrid_solve::{Stats, Step, StepState};
@@ -71,15 +71,11 @@ fn rk_step_vjp<S: Vjp + ?Sized>(
     let y = st.y();
     let n = y.len();
     let want_p = !w_p.is_empty();
-    // Stage inputs Y_i = y + h Σ_{j<i} a_ij k_j (stage 0 is y itself).
+    // Stage inputs Y_i = y + h Σ_{j<i} a_ij k_j (stage 0 is y itself), one fused pass each
+    // with the forward step's accumulation order.
     for i in 0..s {
-        let yi = &mut wk.y_stage[i];
-        yi.copy_from_slice(y);
-        for (j, &a) in tab.a[i].iter().enumerate() {
-            if a != 0.0 {
-                axpy(yi, h * a, &k[j]);
-            }
-        }
+        let terms = tab.a[i].iter().zip(k).map(|(&a, kj)| (h * a, kj.as_slice()));
+        combination(&mut wk.y_stage[i], Base::From(y), terms);
     }
     for i in (0..s).rev() {
         if !stage_used(tab, i) {
@@ -88,16 +84,8 @@ fn rk_step_vjp<S: Vjp + ?Sized>(
         }
         // u_i = h (b_i λ + Σ_{j>i} a_ji g_j)
         let u = &mut wk.u;
-        let hb = h * tab.b[i];
-        for (u, w) in u.iter_mut().zip(w.iter()) {
-            *u = hb * w;
-        }
-        for j in i + 1..s {
-            let a = tab.a[j][i];
-            if a != 0.0 {
-                axpy(u, h * a, &wk.g[j]);
-            }
-        }
+        let later = (i + 1..s).map(|j| (h * tab.a[j][i], wk.g[j].as_slice()));
+        combination(u, Base::Zero, std::iter::once((h * tab.b[i], &w[..])).chain(later));
         let (g, gp) = (&mut wk.g[i], &mut wk.gp);
         system.vjp(t + tab.c[i] * h, &wk.y_stage[i], p, u, g, if want_p { gp } else { &mut [] });
         stats.vjp_evals += 1;
@@ -105,15 +93,8 @@ fn rk_step_vjp<S: Vjp + ?Sized>(
             w_p.iter_mut().zip(gp.iter()).for_each(|(a, b)| *a += b);
         }
     }
-    for g in &wk.g[..s] {
-        axpy(&mut w[..n], 1.0, g);
-    }
-}
-
-/// `y += a x`, on equal-length slices (the zip lets the compiler drop bounds checks).
-#[inline]
-fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+    let used = (0..s).filter(|&i| stage_used(tab, i)).map(|i| (1.0, wk.g[i].as_slice()));
+    combination(&mut w[..n], Base::InPlace, used);
 }
 
 macro_rules! rk_step_vjp {
