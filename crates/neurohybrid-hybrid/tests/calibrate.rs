@@ -1,5 +1,7 @@
 //! Calibration: parameter recovery, Laplace covariance against linear regression, coverage,
 //! the forward-sensitivity Jacobian against finite differences.
+// Index loops over small matrices read like the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
 use neurohybrid_hybrid::{
     Calibrator, HybridError, Noise, OdeResiduals, Prior, ResidualModel, Transform,
