@@ -29,7 +29,7 @@
 //! is the identity), so solving `[0, T]` and then `[T, t_end]` with the other phase's
 //! right-hand side differentiates through it like an identity impulse.
 //!
-//! State layout: point-major, `y = [I_0, D_0, I_1, D_1, …]` (two channels per voxel, the
+//! State layout: channel-major, `y = [I_0, …, I_{n−1}, D_0, …, D_{n−1}]` (two fields, the
 //! layout of `neurohybrid_hybrid::NetworkRhs::pointwise`). Parameters `p = [k_inj, k_death, c]`
 //! (1/h, 1/h, –). Time in hours from onset.
 
@@ -229,10 +229,11 @@ impl OdeSystem for FateSystem {
         N_FATE_PARAMS
     }
     fn rhs(&self, t: f64, y: &[f64], p: &[f64], dy: &mut [f64]) {
-        for j in 0..self.n_voxels() {
-            let l = self.local(j, t, y[2 * j], y[2 * j + 1], p);
-            dy[2 * j] = l.di;
-            dy[2 * j + 1] = l.dd;
+        let n = self.n_voxels();
+        for j in 0..n {
+            let l = self.local(j, t, y[j], y[n + j], p);
+            dy[j] = l.di;
+            dy[n + j] = l.dd;
         }
     }
 }
@@ -241,12 +242,13 @@ impl Vjp for FateSystem {
     fn vjp(&self, t: f64, y: &[f64], p: &[f64], w: &[f64], w_y: &mut [f64], w_p: &mut [f64]) {
         let want_p = !w_p.is_empty();
         w_p.fill(0.0);
-        for j in 0..self.n_voxels() {
-            let l = self.local(j, t, y[2 * j], y[2 * j + 1], p);
-            let (wi, wd) = (w[2 * j], w[2 * j + 1]);
+        let n = self.n_voxels();
+        for j in 0..n {
+            let l = self.local(j, t, y[j], y[n + j], p);
+            let (wi, wd) = (w[j], w[n + j]);
             if !w_y.is_empty() {
-                w_y[2 * j] = wi * l.j_i[0] + wd * l.j_i[1];
-                w_y[2 * j + 1] = wi * l.j_d[0] + wd * l.j_d[1];
+                w_y[j] = wi * l.j_i[0] + wd * l.j_i[1];
+                w_y[n + j] = wi * l.j_d[0] + wd * l.j_d[1];
             }
             if want_p {
                 for (wp, jp) in w_p.iter_mut().zip(&l.j_p) {
@@ -259,16 +261,17 @@ impl Vjp for FateSystem {
 
 impl Jvp for FateSystem {
     fn jvp(&self, t: f64, y: &[f64], p: &[f64], v_y: &[f64], v_p: &[f64], out: &mut [f64]) {
-        for j in 0..self.n_voxels() {
-            let l = self.local(j, t, y[2 * j], y[2 * j + 1], p);
-            let (vi, vd) = if v_y.is_empty() { (0.0, 0.0) } else { (v_y[2 * j], v_y[2 * j + 1]) };
+        let n = self.n_voxels();
+        for j in 0..n {
+            let l = self.local(j, t, y[j], y[n + j], p);
+            let (vi, vd) = if v_y.is_empty() { (0.0, 0.0) } else { (v_y[j], v_y[n + j]) };
             let mut o = [vi * l.j_i[0] + vd * l.j_d[0], vi * l.j_i[1] + vd * l.j_d[1]];
             for (vp, jp) in v_p.iter().zip(&l.j_p) {
                 o[0] += vp * jp[0];
                 o[1] += vp * jp[1];
             }
-            out[2 * j] = o[0];
-            out[2 * j + 1] = o[1];
+            out[j] = o[0];
+            out[n + j] = o[1];
         }
     }
 }
@@ -321,9 +324,9 @@ mod tests {
         let mut dy = [0.0; 6];
         // d(I + D)/dt + dA/dt = 0 holds by construction; after reperfusion to healthy flow
         // (CBF 60, far above θ_I) death is negligible and injured tissue recovers.
-        let y = [0.5, 0.2, 0.5, 0.2, 0.5, 0.2];
+        let y = [0.5, 0.5, 0.5, 0.2, 0.2, 0.2];
         s.rhs(0.0, &y, &[2.0, 1.0, 0.3], &mut dy);
-        assert!(dy[1] < 1e-6 && dy[0] < -0.2);
+        assert!(dy[3] < 1e-6 && dy[0] < -0.2);
         assert!(FateSystem::new(vec![1.0], vec![], FateConstants::default(), Phase::Reperfused).is_err());
     }
 }

@@ -168,7 +168,7 @@ pub fn fit_mechanistic(
     let system = FateSystem::new(perf.p_normal.clone(), perf.p_zero.clone(), constants, Phase::Occluded { decay: 0.0 })?;
     let t_last = protocol.t_scans.last().copied().unwrap_or(protocol.t_admission);
     let problem = Problem::new(system, vec![0.0; 2 * n], theta0.to_vec(), (0.0, t_last));
-    let observed: Vec<usize> = (0..n).map(|j| 2 * j + 1).collect();
+    let observed: Vec<usize> = (n..2 * n).collect();
     let data: Vec<f64> = obs.masks.iter().flatten().copied().collect();
     let lesion = OdeResiduals::new(problem, Tsit5, controller(), protocol.t_scans.clone(), vec![0.0; protocol.t_scans.len() * 2 * n])?
         .observed(observed, data)?
@@ -195,11 +195,14 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Initialization seed.
     pub seed: u64,
+    /// Whether the hybrid's residual network also sees the time since onset (the neural-only
+    /// model always does: it has no other clock).
+    pub hybrid_time_input: bool,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { hidden: 12, iterations: 80, learning_rate: 2e-2, seed: 7 }
+        TrainConfig { hidden: 12, iterations: 50, learning_rate: 2e-2, seed: 7, hybrid_time_input: false }
     }
 }
 
@@ -222,13 +225,151 @@ impl<S: OdeSystem + Clone> Phased for NetModel<S> {
 
 /// The neural-only model.
 pub type NeuralModel = NetModel<NetworkRhs>;
-/// The parallel hybrid: mechanistic fate + network residual.
-pub type HybridModel = NetModel<Parallel<FateSystem, NetworkRhs>>;
+/// The parallel hybrid: mechanistic fate + gated network residual.
+pub type HybridModel = NetModel<Parallel<FateSystem, Gated>>;
+
+/// The network residual on the fate *rates*, switched on only where tissue is hypoperfused:
+/// with the network's two outputs `(g₁, g₂)` per voxel,
+///
+/// ```text
+/// r_I = a g₁ − b g₂,   r_D = b g₂,   a = h (1 − I − D),   b = h I
+/// ```
+///
+/// — an extra injury rate `g₁` acting on alive tissue and an extra death rate `g₂` acting on
+/// injured tissue, both multiplied by the phase's penumbra indicator
+/// `h_j = σ((θ_I − CBF_j)/w_I)`. This is the mechanistic knowledge the residual keeps: tissue
+/// is conserved (`r_I + r_D` moves only alive or injured tissue), and reperfusion stops
+/// progression (after reperfusion `h ≈ 0`, whatever the network would extrapolate). Exact
+/// VJP/JVP by the product rule around the network's.
+#[derive(Debug, Clone)]
+pub struct Gated {
+    net: NetworkRhs,
+    /// `h` per voxel.
+    gate: Vec<f64>,
+    /// Network outputs and their cotangents (scratch, `n_states` each).
+    scratch: std::cell::RefCell<(Vec<f64>, Vec<f64>)>,
+}
+
+impl Gated {
+    /// Gates `net` with the penumbra indicator of perfusion `cbf`.
+    pub fn new(net: NetworkRhs, cbf: &[f64], constants: &FateConstants) -> Self {
+        let gate: Vec<f64> = cbf
+            .iter()
+            .map(|c| 1.0 / (1.0 + ((c - constants.cbf_injury) / constants.width_injury).exp()))
+            .collect();
+        let m = 2 * gate.len();
+        Gated { net, gate, scratch: std::cell::RefCell::new((vec![0.0; m], vec![0.0; m])) }
+    }
+}
+
+impl neurohybrid_hybrid::Parameterized for Gated {
+    fn param_layout(&self) -> neurohybrid_hybrid::Result<neurohybrid_system::ParamLayout> {
+        self.net.param_layout()
+    }
+}
+
+impl OdeSystem for Gated {
+    fn n_states(&self) -> usize {
+        self.net.n_states()
+    }
+    fn n_params(&self) -> usize {
+        self.net.n_params()
+    }
+    fn rhs(&self, t: f64, y: &[f64], p: &[f64], dy: &mut [f64]) {
+        self.net.rhs(t, y, p, dy);
+        let n = self.gate.len();
+        for (j, &h) in self.gate.iter().enumerate() {
+            let (i, d) = (y[j], y[n + j]);
+            let (a, b) = (h * (1.0 - i - d), h * i);
+            let (g1, g2) = (dy[j], dy[n + j]);
+            dy[j] = a * g1 - b * g2;
+            dy[n + j] = b * g2;
+        }
+    }
+}
+
+impl Vjp for Gated {
+    fn vjp(&self, t: f64, y: &[f64], p: &[f64], w: &[f64], w_y: &mut [f64], w_p: &mut [f64]) {
+        let mut guard = self.scratch.borrow_mut();
+        let (g, c) = &mut *guard;
+        self.net.rhs(t, y, p, g);
+        let n = self.gate.len();
+        for (j, &h) in self.gate.iter().enumerate() {
+            let (i, d) = (y[j], y[n + j]);
+            let (a, b) = (h * (1.0 - i - d), h * i);
+            c[j] = a * w[j];
+            c[n + j] = b * (w[n + j] - w[j]);
+        }
+        self.net.vjp(t, y, p, c, w_y, w_p);
+        if w_y.is_empty() {
+            return;
+        }
+        for (j, &h) in self.gate.iter().enumerate() {
+            let (g1, g2) = (g[j], g[n + j]);
+            let (wi, wd) = (w[j], w[n + j]);
+            // ∂a/∂I = ∂a/∂D = −h, ∂b/∂I = h.
+            w_y[j] += -h * g1 * wi - h * g2 * wi + h * g2 * wd;
+            w_y[n + j] += -h * g1 * wi;
+        }
+    }
+}
+
+impl neurohybrid_system::Jvp for Gated {
+    fn jvp(&self, t: f64, y: &[f64], p: &[f64], v_y: &[f64], v_p: &[f64], out: &mut [f64]) {
+        let mut guard = self.scratch.borrow_mut();
+        let (g, _) = &mut *guard;
+        self.net.rhs(t, y, p, g);
+        self.net.jvp(t, y, p, v_y, v_p, out);
+        let n = self.gate.len();
+        for (j, &h) in self.gate.iter().enumerate() {
+            let (i, d) = (y[j], y[n + j]);
+            let (a, b) = (h * (1.0 - i - d), h * i);
+            let (vi, vd) = if v_y.is_empty() { (0.0, 0.0) } else { (v_y[j], v_y[n + j]) };
+            let (da, db) = (-h * (vi + vd), h * vi);
+            let (g1, g2, dg1, dg2) = (g[j], g[n + j], out[j], out[n + j]);
+            out[j] = da * g1 + a * dg1 - db * g2 - b * dg2;
+            out[n + j] = db * g2 + b * dg2;
+        }
+    }
+}
+
+/// The voxels the networks are trained on: hypoperfused at admission or lesioned in a scan
+/// (everywhere else the data are healthy tissue that stays healthy, which the gate or the
+/// zero initial state already explains; training on them only costs time).
+fn training_voxels(perf: &OccludedPerfusion, obs: &Observation) -> Vec<usize> {
+    (0..perf.p_normal.len())
+        .filter(|&j| obs.cbf_admission[j] < 0.8 * perf.p_normal[j] || obs.masks.iter().any(|m| m[j] > 0.5))
+        .collect()
+}
+
+fn pick(x: &[f64], idx: &[usize]) -> Vec<f64> {
+    idx.iter().map(|&j| x[j]).collect()
+}
+
+/// The observation restricted to voxels `idx`.
+fn restrict(obs: &Observation, idx: &[usize]) -> Observation {
+    Observation {
+        cbf_admission: pick(&obs.cbf_admission, idx),
+        masks: obs.masks.iter().map(|m| pick(m, idx)).collect(),
+        dead_scans: obs.dead_scans.iter().map(|m| pick(m, idx)).collect(),
+        dead_final: pick(&obs.dead_final, idx),
+        mask_final: pick(&obs.mask_final, idx),
+    }
+}
+
+fn restrict_perfusion(perf: &OccludedPerfusion, idx: &[usize]) -> OccludedPerfusion {
+    OccludedPerfusion {
+        territory: perf.territory,
+        p_normal: pick(&perf.p_normal, idx),
+        p_zero: pick(&perf.p_zero, idx),
+        weight: pick(&perf.weight, idx),
+    }
+}
 
 /// The pointwise network and its initial weights (last layer scaled down so the initial
 /// residual is small and the hybrid starts at its mechanistic fit).
-fn network(cfg: &TrainConfig) -> Result<(Mlp, Vec<f64>)> {
-    let mlp = Mlp::new(&[4, cfg.hidden, cfg.hidden, 2], Activation::Tanh)?;
+fn network(cfg: &TrainConfig, time: bool) -> Result<(Mlp, Vec<f64>)> {
+    let mlp = Mlp::new(&[3 + time as usize, cfg.hidden, cfg.hidden, 2], Activation::Tanh)?;
     let mut w = initialize(&mlp, Init::GlorotUniform, cfg.seed);
     let blocks = mlp.param_blocks();
     for b in &blocks[blocks.len().saturating_sub(2)..] {
@@ -239,7 +380,8 @@ fn network(cfg: &TrainConfig) -> Result<(Mlp, Vec<f64>)> {
 
 fn net_rhs(mlp: &Mlp, cbf: &[f64]) -> Result<NetworkRhs> {
     let feat: Vec<f64> = cbf.iter().map(|c| c / 60.0).collect();
-    Ok(NetworkRhs::pointwise(mlp, cbf.len(), 2)?.with_features(feat)?.with_time_input()?)
+    let net = NetworkRhs::pointwise(mlp, cbf.len(), 2)?.with_features(feat)?;
+    Ok(if mlp.inputs() == 4 { net.with_time_input()? } else { net })
 }
 
 /// Adam on the mean squared misfit of the dead fraction at the scan times; only the
@@ -258,19 +400,22 @@ fn train<S: Vjp + Clone>(
     let mut targets = vec![0.0; k * 2 * n];
     for (s, mask) in obs.masks.iter().enumerate() {
         for j in 0..n {
-            targets[s * 2 * n + 2 * j + 1] = mask[j];
+            targets[s * 2 * n + n + j] = mask[j];
         }
     }
-    let observed: Vec<usize> = (0..n).map(|j| 2 * j + 1).collect();
+    let observed: Vec<usize> = (n..2 * n).collect();
     let loss = SquaredMisfit::new(targets).observed(observed).with_weight(1.0 / (k * n) as f64);
     let t_last = protocol.t_scans.last().copied().unwrap_or(1.0);
     let save = SaveAt::Times(protocol.t_scans.clone());
+    // Training tolerance: looser than the forward model's; the discrete adjoint is the exact
+    // gradient of the discrete map whatever the tolerance, and the fit error is far larger.
+    let ctrl = neurohybrid_solve::PiController::new(1e-4, 1e-6).with_max_steps(100_000);
     let adam = Adam::new(cfg.learning_rate);
     let mut state = adam.init(params.len() - trainable)?;
     let mut grad_w = vec![0.0; params.len() - trainable];
     for _ in 0..cfg.iterations {
         let problem = Problem::new(system.clone(), vec![0.0; 2 * n], params.to_vec(), (0.0, t_last));
-        let g = gradient(&problem, &Tsit5, &controller(), &save, &loss, &DiscreteAdjoint::default())?;
+        let g = gradient(&problem, &Tsit5, &ctrl, &save, &loss, &DiscreteAdjoint::default())?;
         history.push(g.value);
         grad_w.copy_from_slice(&g.dl_dp[trainable..]);
         if grad_w.iter().any(|x| !x.is_finite()) {
@@ -298,11 +443,14 @@ pub struct Trained<M> {
 /// # Errors
 /// From the network, the solves or the optimizer.
 pub fn fit_neural(perf: &OccludedPerfusion, obs: &Observation, protocol: &Protocol, cfg: &TrainConfig) -> Result<Trained<NeuralModel>> {
-    let (mlp, mut w) = network(cfg)?;
+    let (mlp, mut w) = network(cfg, true)?;
+    let idx = training_voxels(perf, obs);
+    let sub = restrict(obs, &idx);
+    let mut history = Vec::new();
+    train(&net_rhs(&mlp, &sub.cbf_admission)?, &mut w, 0, &sub, protocol, cfg, &mut history)?;
+    // The network is pointwise: the weights trained on the subset apply to every voxel.
     let occluded = net_rhs(&mlp, &obs.cbf_admission)?;
     let reperfused = net_rhs(&mlp, &perf.p_normal)?;
-    let mut history = Vec::new();
-    train(&occluded, &mut w, 0, obs, protocol, cfg, &mut history)?;
     Ok(Trained { model: NetModel { occluded, reperfused }, params: w, history })
 }
 
@@ -318,14 +466,62 @@ pub fn fit_hybrid(
     mech: &FateParams,
     cfg: &TrainConfig,
 ) -> Result<Trained<HybridModel>> {
-    let (mlp, w) = network(cfg)?;
-    let base = MechanisticModel::new(perf, constants, 0.0)?;
-    let cbf_occ = base.occluded().cbf_map(0.0, mech.collateral);
-    let occluded = Parallel::new(base.occluded().clone(), net_rhs(&mlp, &cbf_occ)?)?;
-    let reperfused = Parallel::new(base.reperfused().clone(), net_rhs(&mlp, &perf.p_normal)?)?;
+    let (mlp, w) = network(cfg, cfg.hybrid_time_input)?;
+    let build = |perf: &OccludedPerfusion| -> Result<HybridModel> {
+        let base = MechanisticModel::new(perf, constants, 0.0)?;
+        let cbf_occ = base.occluded().cbf_map(0.0, mech.collateral);
+        let occ_net = Gated::new(net_rhs(&mlp, &cbf_occ)?, &cbf_occ, &constants);
+        let rep_net = Gated::new(net_rhs(&mlp, &perf.p_normal)?, &perf.p_normal, &constants);
+        Ok(NetModel {
+            occluded: Parallel::new(base.occluded().clone(), occ_net)?,
+            reperfused: Parallel::new(base.reperfused().clone(), rep_net)?,
+        })
+    };
+    let idx = training_voxels(perf, obs);
+    let sub = build(&restrict_perfusion(perf, &idx))?;
     let mut params = mech.to_vec();
     params.extend(w);
     let mut history = Vec::new();
-    train(&occluded, &mut params, 3, obs, protocol, cfg, &mut history)?;
-    Ok(Trained { model: NetModel { occluded, reperfused }, params, history })
+    train(sub.occluded(), &mut params, 3, &restrict(obs, &idx), protocol, cfg, &mut history)?;
+    Ok(Trained { model: build(perf)?, params, history })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neurohybrid_system::Jvp;
+
+    #[test]
+    fn gated_residual_derivatives_match_finite_differences() {
+        let cfg = TrainConfig { hidden: 5, ..TrainConfig::default() };
+        let (mlp, mut w) = network(&cfg, true).unwrap();
+        w.iter_mut().enumerate().for_each(|(k, x)| *x += 0.1 * ((k as f64) * 0.7).sin());
+        let cbf = [5.0, 15.0, 40.0];
+        let g = Gated::new(net_rhs(&mlp, &cbf).unwrap(), &cbf, &FateConstants::default());
+        let y = [0.2, 0.3, 0.1, 0.1, 0.4, 0.0];
+        let (t, v_y) = (1.3, [0.3, -0.5, 0.2, 0.4, -0.1, 0.6]);
+        let v_p: Vec<f64> = (0..w.len()).map(|k| ((k as f64) * 1.3).cos()).collect();
+        let mut jv = [0.0; 6];
+        g.jvp(t, &y, &w, &v_y, &v_p, &mut jv);
+        let eps = 1e-6;
+        let f = |s: f64| {
+            let yy: Vec<f64> = y.iter().zip(&v_y).map(|(a, b)| a + s * eps * b).collect();
+            let pp: Vec<f64> = w.iter().zip(&v_p).map(|(a, b)| a + s * eps * b).collect();
+            let mut d = [0.0; 6];
+            g.rhs(t, &yy, &pp, &mut d);
+            d
+        };
+        let (fp, fm) = (f(1.0), f(-1.0));
+        for k in 0..6 {
+            let fd = (fp[k] - fm[k]) / (2.0 * eps);
+            assert!((fd - jv[k]).abs() < 1e-7 * (1.0 + fd.abs()), "{k}: {fd} vs {}", jv[k]);
+        }
+        let wc = [0.5, -0.2, 0.9, 0.3, 0.7, -0.4];
+        let (mut w_y, mut w_p) = (vec![0.0; 6], vec![0.0; w.len()]);
+        g.vjp(t, &y, &w, &wc, &mut w_y, &mut w_p);
+        let lhs: f64 = wc.iter().zip(&jv).map(|(a, b)| a * b).sum();
+        let rhs: f64 = w_y.iter().zip(&v_y).map(|(a, b)| a * b).sum::<f64>()
+            + w_p.iter().zip(&v_p).map(|(a, b)| a * b).sum::<f64>();
+        assert!((lhs - rhs).abs() < 1e-12 * (1.0 + lhs.abs()), "{lhs} vs {rhs}");
+    }
 }

@@ -30,9 +30,12 @@
 
 pub mod anatomy;
 pub mod darcy;
+pub mod demo;
 mod error;
+pub mod evaluate;
 pub mod fate;
 pub mod fit;
+pub mod outcome;
 pub mod patient;
 pub mod perfusion;
 pub mod sim;

@@ -186,14 +186,14 @@ pub fn lesion_mask(dead: &[f64]) -> Vec<f64> {
     dead.iter().map(|&d| if d > 0.5 { 1.0 } else { 0.0 }).collect()
 }
 
-/// Dead-fraction channel of a point-major `[I, D]` state.
+/// Dead-fraction channel of a channel-major `[I | D]` state.
 pub fn dead(y: &[f64]) -> Vec<f64> {
-    y.chunks_exact(2).map(|c| c[1]).collect()
+    y[y.len() / 2..].to_vec()
 }
 
-/// Injured-fraction channel of a point-major `[I, D]` state.
+/// Injured-fraction channel of a channel-major `[I | D]` state.
 pub fn injured(y: &[f64]) -> Vec<f64> {
-    y.chunks_exact(2).map(|c| c[0]).collect()
+    y[..y.len() / 2].to_vec()
 }
 
 /// The truth model of `patient` on `perfusion` (collaterals decaying).
