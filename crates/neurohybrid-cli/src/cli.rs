@@ -14,9 +14,10 @@ pub struct Cli {
     /// Output folder (created if missing; files in it are replaced atomically).
     #[arg(long, global = true, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
-    /// Seed of the synthetic patients, the noise and the network initialization.
-    #[arg(long, global = true, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed of the synthetic patients, the noise and the network initialization (default 1;
+    /// for `simulate` / `fit`, the scenario's own noise seed unless given).
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
     /// Worker threads of the rayon pool (default: one per core).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
@@ -116,7 +117,7 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(c.command, Command::Demo { disease: Disease::Stroke }));
-        assert_eq!((c.out, c.seed, c.quiet), (PathBuf::from("x"), 3, true));
+        assert_eq!((c.out, c.seed, c.quiet), (PathBuf::from("x"), Some(3), true));
         assert!(Cli::try_parse_from(["neurohybrid", "demo", "migraine"]).is_err());
         assert!(Cli::try_parse_from(["neurohybrid", "simulate"]).is_err());
     }

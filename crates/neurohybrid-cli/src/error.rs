@@ -80,7 +80,8 @@ impl CliError {
             }
             source = s.source();
         }
-        line.replace('\n', " ")
+        // Parser messages (TOML) span several lines with a source excerpt: keep them on one.
+        line.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
 

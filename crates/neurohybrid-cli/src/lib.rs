@@ -18,17 +18,12 @@
 //! ```
 //! use neurohybrid_cli::metrics::{Metrics, ModelMetrics, Models};
 //!
-//! let m = Metrics {
-//!     demo: "example".into(),
-//!     seed: 1,
-//!     models: Models {
-//!         mechanistic: ModelMetrics::new(0.05, Some(0.8)),
-//!         neural: ModelMetrics::new(0.08, Some(0.7)),
-//!         hybrid: ModelMetrics::new(0.02, Some(0.9)),
-//!     },
-//!     wall_time_s: 1.0,
-//!     extra: Default::default(),
+//! let models = Models {
+//!     mechanistic: ModelMetrics::new(0.05, Some(0.8)),
+//!     neural: ModelMetrics::new(0.08, Some(0.7)),
+//!     hybrid: ModelMetrics::new(0.02, Some(0.9)),
 //! };
+//! let m = Metrics::new("example", 1, models, 1.0);
 //! assert!(m.validate().is_ok());
 //! assert!(m.table().lines().nth(3).unwrap().starts_with("hybrid"));
 //! ```

@@ -14,7 +14,11 @@
 //!       "volume_error": 0.08
 //!     },
 //!     "neural": { "heldout_rmse": 0.09, "heldout_dice": 0.61 },
-//!     "hybrid": { "heldout_rmse": 0.02, "heldout_dice": 0.9, "parameters": { } }
+//!     "hybrid": { "heldout_rmse": 0.02, "heldout_dice": 0.9 }
+//!   },
+//!   "parameters": {
+//!     "D_w": { "estimate": 0.11, "lower": 0.09, "upper": 0.13, "truth": 0.12,
+//!              "unit": "mm^2/day", "level": 0.95 }
 //!   },
 //!   "wall_time_s": 21.3
 //! }
@@ -24,7 +28,10 @@
 //! concentration RMSE on the held-out times) and `"heldout_dice"` (`null` where a disease has
 //! no segmentation), `"parameters"` (recovered parameters with their interval; absent for
 //! models without mechanistic parameters), and any further numbers flattened next to them.
-//! Demos add their own top-level entries in `extra` (flattened too).
+//! The top-level `"parameters"` holds the recovered mechanistic parameters with intervals
+//! (the "recovered parameters with intervals under `parameters`"); a model's own
+//! `"parameters"` is for a second set (e.g. the hybrid's mechanistic part, when it has
+//! intervals). Demos add their own top-level entries in `extra` (flattened too).
 
 use std::collections::BTreeMap;
 
@@ -113,6 +120,8 @@ pub struct Metrics {
     pub seed: u64,
     /// The three models.
     pub models: Models,
+    /// The recovered mechanistic parameters with their intervals, by name.
+    pub parameters: BTreeMap<String, Parameter>,
     /// Wall time of the whole command in seconds.
     pub wall_time_s: f64,
     /// Demo-specific top-level entries (flattened).
@@ -121,6 +130,31 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Metrics without recovered parameters or extra entries (add them with
+    /// [`Metrics::parameter`] and [`Metrics::extra`]).
+    pub fn new(demo: impl Into<String>, seed: u64, models: Models, wall_time_s: f64) -> Self {
+        Self {
+            demo: demo.into(),
+            seed,
+            models,
+            parameters: BTreeMap::new(),
+            wall_time_s,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds a recovered parameter at the top level.
+    pub fn parameter(mut self, name: impl Into<String>, p: Parameter) -> Self {
+        self.parameters.insert(name.into(), p);
+        self
+    }
+
+    /// Adds a demo-specific top-level entry.
+    pub fn extra(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(name.into(), value.into());
+        self
+    }
+
     /// Checks the schema: finite non-negative RMSEs, Dice in [0, 1], finite parameters with
     /// `lower ≤ estimate ≤ upper` and `0 < level < 1`, finite extra numbers, and no extra key
     /// that shadows a schema key.
@@ -134,17 +168,7 @@ impl Metrics {
             {
                 return Err(format!("models.{name}.heldout_dice = {d} (must be in [0, 1])"));
             }
-            for (p, v) in &m.parameters {
-                let ok = [v.estimate, v.lower, v.upper].iter().all(|x| x.is_finite())
-                    && v.lower <= v.estimate
-                    && v.estimate <= v.upper
-                    && v.level > 0.0
-                    && v.level < 1.0
-                    && v.truth.is_none_or(f64::is_finite);
-                if !ok {
-                    return Err(format!("models.{name}.parameters.{p} = {v:?}"));
-                }
-            }
+            check_parameters(&format!("models.{name}.parameters"), &m.parameters)?;
             for (k, v) in &m.extra {
                 if ["heldout_rmse", "heldout_dice", "parameters"].contains(&k.as_str()) {
                     return Err(format!("models.{name}.{k} shadows a schema key"));
@@ -154,8 +178,9 @@ impl Metrics {
                 }
             }
         }
+        check_parameters("parameters", &self.parameters)?;
         for k in self.extra.keys() {
-            if ["demo", "seed", "models", "wall_time_s"].contains(&k.as_str()) {
+            if ["demo", "seed", "models", "parameters", "wall_time_s"].contains(&k.as_str()) {
                 return Err(format!("top-level `{k}` in extra shadows a schema key"));
             }
         }
@@ -228,24 +253,55 @@ impl Metrics {
         out
     }
 
-    /// One line per recovered parameter: `hybrid D_w = 0.11 [0.09, 0.13] mm^2/day (95 %, truth 0.12)`.
+    /// One line per recovered parameter, the top-level ones first:
+    /// `D_w = 0.11 [0.09, 0.13] mm^2/day (95 % interval, truth 0.12)`, then
+    /// `hybrid D_w = …` for the models' own.
     pub fn parameter_lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
+        let mut lines: Vec<String> =
+            self.parameters.iter().map(|(p, v)| parameter_line(p, v)).collect();
         for (name, m) in self.models.iter() {
             for (p, v) in &m.parameters {
-                let truth = v.truth.map(|t| format!(", truth {t:.4}")).unwrap_or_default();
-                lines.push(format!(
-                    "{name} {p} = {:.4} [{:.4}, {:.4}] {} ({:.0} % interval{truth})",
-                    v.estimate,
-                    v.lower,
-                    v.upper,
-                    v.unit,
-                    100.0 * v.level
-                ));
+                lines.push(format!("{name} {}", parameter_line(p, v)));
             }
         }
         lines
     }
+}
+
+fn parameter_line(p: &str, v: &Parameter) -> String {
+    let truth = v.truth.map(|t| format!(", truth {}", sig(t))).unwrap_or_default();
+    format!(
+        "{p} = {} [{}, {}] {} ({:.0} % interval{truth})",
+        sig(v.estimate),
+        sig(v.lower),
+        sig(v.upper),
+        v.unit,
+        100.0 * v.level
+    )
+}
+
+/// Four significant digits (parameters span mm²/day to mm).
+fn sig(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 10) as usize;
+    format!("{v:.digits$}")
+}
+
+fn check_parameters(at: &str, params: &BTreeMap<String, Parameter>) -> Result<(), String> {
+    for (p, v) in params {
+        let ok = [v.estimate, v.lower, v.upper].iter().all(|x| x.is_finite())
+            && v.lower <= v.estimate
+            && v.estimate <= v.upper
+            && v.level > 0.0
+            && v.level < 1.0
+            && v.truth.is_none_or(f64::is_finite);
+        if !ok {
+            return Err(format!("{at}.{p} = {v:?}"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -261,19 +317,14 @@ mod tests {
             unit: "mm^2/day".into(),
             level: 0.95,
         };
-        Metrics {
-            demo: "glioma".into(),
-            seed: 7,
-            models: Models {
-                mechanistic: ModelMetrics::new(0.04, Some(0.8))
-                    .parameter("D_w", dw.clone())
-                    .extra("volume_error", 0.1),
-                neural: ModelMetrics::new(0.09, Some(0.6)),
-                hybrid: ModelMetrics::new(0.02, Some(0.9)).parameter("D_w", dw),
-            },
-            wall_time_s: 12.5,
-            extra: serde_json::Map::new(),
-        }
+        let models = Models {
+            mechanistic: ModelMetrics::new(0.04, Some(0.8))
+                .parameter("D_w", dw.clone())
+                .extra("volume_error", 0.1),
+            neural: ModelMetrics::new(0.09, Some(0.6)),
+            hybrid: ModelMetrics::new(0.02, Some(0.9)),
+        };
+        Metrics::new("glioma", 7, models, 12.5).parameter("D_w", dw).extra("hybrid_wins", true)
     }
 
     #[test]
@@ -288,6 +339,8 @@ mod tests {
         assert_eq!(p["upper"], 0.13);
         assert_eq!(v["models"]["mechanistic"]["volume_error"], 0.1);
         assert!(v["models"]["neural"].get("parameters").is_none());
+        assert_eq!(v["parameters"]["D_w"]["estimate"], 0.11);
+        assert_eq!(v["hybrid_wins"], true);
         // Round trip.
         let back: Metrics = serde_json::from_value(v).unwrap();
         assert_eq!(back, sample());
@@ -319,6 +372,9 @@ mod tests {
         let mut m = sample();
         m.extra.insert("models".into(), serde_json::json!(1));
         assert!(m.validate().is_err());
+        let mut m = sample();
+        m.parameters.get_mut("D_w").unwrap().upper = f64::INFINITY;
+        assert!(m.validate().unwrap_err().starts_with("parameters.D_w"));
         assert!(sample().validate().is_ok());
     }
 
@@ -330,7 +386,8 @@ mod tests {
         assert!(lines[1].starts_with("mechanistic") && lines[1].contains("0.0400"));
         assert!(lines[2].starts_with("neural") && lines[2].trim_end().ends_with('-'));
         assert!(t.contains(
-            "hybrid D_w = 0.1100 [0.0900, 0.1300] mm^2/day (95 % interval, truth 0.1200)"
+            "\nD_w = 0.1100 [0.09000, 0.1300] mm^2/day (95 % interval, truth 0.1200)"
         ));
+        assert!(t.contains("mechanistic D_w = 0.1100"));
     }
 }

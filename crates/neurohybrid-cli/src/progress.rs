@@ -100,6 +100,54 @@ impl Bar {
     }
 }
 
+/// One bar per named stage, created on the stage's first report: the adaptor for library
+/// callbacks of the form `(stage, done, total, loss)` (glioma's `Progress`, trainers).
+#[derive(Debug)]
+pub struct StageBars {
+    progress: Progress,
+    bars: Vec<(String, Bar)>,
+}
+
+impl StageBars {
+    /// No bars yet.
+    pub fn new(progress: &Progress) -> Self {
+        Self { progress: progress.clone(), bars: Vec::new() }
+    }
+
+    /// Moves the bar of `stage` to `done / total` (creating it), shows the loss if any, and
+    /// finishes it when `done >= total`.
+    pub fn update(&mut self, stage: &str, done: u64, total: u64, loss: Option<f64>) {
+        let idx = match self.bars.iter().position(|(s, _)| s == stage) {
+            Some(i) => i,
+            None => {
+                self.bars.push((stage.to_owned(), self.progress.bar(stage, total)));
+                self.bars.len() - 1
+            }
+        };
+        let bar = &self.bars[idx].1;
+        bar.set_total(total);
+        bar.set(done);
+        if let Some(l) = loss {
+            bar.message(format!("loss {l:.3e}"));
+        }
+        if done >= total {
+            bar.finish();
+        }
+    }
+
+    /// Finishes every bar (call when the work is over, also after an error).
+    pub fn finish_all(&self) {
+        for (_, b) in &self.bars {
+            b.finish();
+        }
+    }
+
+    /// The stages seen so far, in order.
+    pub fn stages(&self) -> Vec<&str> {
+        self.bars.iter().map(|(s, _)| s.as_str()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +162,17 @@ mod tests {
         assert_eq!(b.position(), 5);
         assert!(p.is_quiet());
         b.finish();
+    }
+
+    #[test]
+    fn stage_bars_one_per_stage() {
+        let p = Progress::new(true);
+        let mut s = StageBars::new(&p);
+        s.update("simulate", 1, 3, None);
+        s.update("train hybrid", 5, 100, Some(0.1));
+        s.update("simulate", 3, 3, None);
+        assert_eq!(s.stages(), ["simulate", "train hybrid"]);
+        assert_eq!(s.bars[0].1.position(), 3);
+        s.finish_all();
     }
 }

@@ -35,8 +35,10 @@ pub mod glioma;
 pub struct Ctx {
     /// `--out`.
     pub out: PathBuf,
-    /// `--seed`.
+    /// `--seed` (1 when not given).
     pub seed: u64,
+    /// Whether `--seed` was given (scenario files keep their own noise seed otherwise).
+    pub seed_given: bool,
     /// `--quiet`.
     pub quiet: bool,
     /// The bar factory.
@@ -46,11 +48,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A context with bars unless `quiet`.
-    pub fn new(out: impl Into<PathBuf>, seed: u64, quiet: bool) -> Self {
+    /// A context with bars unless `quiet`; `seed` is `--seed` if given.
+    pub fn new(out: impl Into<PathBuf>, seed: Option<u64>, quiet: bool) -> Self {
         Self {
             out: out.into(),
-            seed,
+            seed: seed.unwrap_or(1),
+            seed_given: seed.is_some(),
             quiet,
             progress: Progress::new(quiet),
             started: Instant::now(),
