@@ -4,8 +4,8 @@
 //! with fractions `A + I + D = 1` per voxel (alive, injured, dead) and `A = 1 − I − D`:
 //!
 //! ```text
-//! dI/dt = k_inj h A − k_rec (1 − h) I − k_death h (γ + q) I
-//! dD/dt =                                k_death h (γ + q) I
+//! dI/dt = k_inj h A − k_rec (1 − h) I − k_death (γ h² + q) I
+//! dD/dt =                                k_death (γ h² + q) I
 //! h = σ((θ_I − CBF)/w_I),   q = σ((θ_D − CBF)/w_D)
 //! ```
 //!
@@ -13,10 +13,12 @@
 //! ml/100 g/min: electrical failure, reversible), `q` the severe-ischemia indicator (below the
 //! *core* threshold `θ_D = 12`: energy failure). Injured tissue dies slowly (rate
 //! `k_death γ`, `γ = 0.1`) while merely hypoperfused, quickly below the core threshold, and
-//! recovers (rate `k_rec`) once perfusion returns above `θ_I`. Thresholds and the idea of a
+//! recovers (rate `k_rec`) once perfusion returns above `θ_I`. The slow death carries `h²`
+//! so that oligemic tissue (CBF a little above `θ_I`, in the sigmoid's tail) does not die
+//! over days: benign oligemia stays benign, and the timing curve can reach a plateau. Thresholds and the idea of a
 //! duration-dependent threshold are from Astrup et al. 1981 (Stroke 12) and Jones et al. 1981
 //! (J Neurosurg 54: infarction below ≈ 10–12 ml/100 g/min within 2–3 h, below ≈ 17–18 with
-//! permanent occlusion); the sigmoid widths (3 and 2 ml/100 g/min), `γ` and `k_rec` are this
+//! permanent occlusion); the sigmoid widths (1.5 and 2 ml/100 g/min), `γ` and `k_rec` are this
 //! crate's **assumptions**, chosen so that core tissue dies within ~1–2 h and penumbra over
 //! ~6–10 h ("time is brain": Saver 2006).
 //!
@@ -62,7 +64,7 @@ pub struct FateConstants {
 
 impl Default for FateConstants {
     fn default() -> Self {
-        FateConstants { cbf_injury: 20.0, width_injury: 3.0, cbf_core: 12.0, width_core: 2.0, gamma: 0.1, k_rec: 0.5 }
+        FateConstants { cbf_injury: 20.0, width_injury: 1.5, cbf_core: 12.0, width_core: 2.0, gamma: 0.1, k_rec: 0.5 }
     }
 }
 
@@ -201,8 +203,8 @@ impl FateSystem {
         let dh = -h * (1.0 - h) / k.width_injury;
         let dq = -q * (1.0 - q) / k.width_core;
         let a = 1.0 - i - d;
-        let death = k_death * h * (k.gamma + q);
-        let ddeath_dcbf = k_death * (dh * (k.gamma + q) + h * dq);
+        let death = k_death * (k.gamma * h * h + q);
+        let ddeath_dcbf = k_death * (2.0 * k.gamma * h * dh + dq);
         let di = k_inj * h * a - k.k_rec * (1.0 - h) * i - death * i;
         let dd = death * i;
         let ddi_dcbf = k_inj * dh * a + k.k_rec * dh * i - ddeath_dcbf * i;
@@ -214,7 +216,7 @@ impl FateSystem {
             j_d: [-k_inj * h, 0.0],
             j_p: [
                 [h * a, 0.0],
-                [-h * (k.gamma + q) * i, h * (k.gamma + q) * i],
+                [-(k.gamma * h * h + q) * i, (k.gamma * h * h + q) * i],
                 [ddi_dcbf * dcbf_dc, ddd_dcbf * dcbf_dc],
             ],
         }
