@@ -2,7 +2,7 @@
 //!
 //! | model | right-hand side | parameters |
 //! |---|---|---|
-//! | hybrid (parallel) | `FK(c; D_w, ρ) + g(c, p_wm, p_gm; w)` — [`Parallel`] of the mechanistic model and a pointwise [`NetworkRhs`] residual in the reaction term | `[D_w, ρ, seed… │ w]` |
+//! | hybrid (parallel) | `FK(c; D_w, ρ) + c(1−c)·g(c, p_wm, p_gm; w)` — [`Parallel`] of the mechanistic model and a pointwise [`NetworkRhs`] residual in the reaction term ([`LogisticGate`]) | `[D_w, ρ, seed… │ w]` |
 //! | neural | `g(c, Σ_j(c_j − c_i), p_wm, p_gm; w)` — a pointwise network that also sees the 5-point (7-point) neighbour difference, i.e. a neural ODE with one fixed convolution channel | `w` |
 //!
 //! Both are trained by Adam on the mean squared density misfit at the training scans, with
@@ -12,17 +12,18 @@
 //! only add what the data ask for; `D_w` and `ρ` train in log space alongside the weights. The
 //! neural model has no notion of onset: it starts from the first observed scan.
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use neurohybrid_autodiff::Graph;
-use neurohybrid_hybrid::{NetworkRhs, Parallel, Transform};
+use neurohybrid_hybrid::{NetworkRhs, Parallel, Parameterized};
 use neurohybrid_mesh::{DiffusionOperator, Parallelism};
 use neurohybrid_nn::optim::{Adam, Optimizer};
 use neurohybrid_nn::{Activation, Init, Layer, Mlp, Pointwise, initialize};
 use neurohybrid_solve::sensitivity::{DiscreteAdjoint, StepVjp, SquaredMisfit, gradient};
 use neurohybrid_solve::{PiController, Problem, SaveAt, solve};
 use neurohybrid_solve_explicit::Tsit5;
-use neurohybrid_system::{OdeSystem, Sum, TapeSystem, Vjp};
+use neurohybrid_system::{Jvp, OdeSystem, ParamLayout, Sum, TapeSystem, Vjp};
 
 use crate::anatomy::Anatomy;
 use crate::config::Scenario;
@@ -31,7 +32,81 @@ use crate::model::{FisherKolmogorov, PARAM_SEED, T_START, add_impulses, parts, t
 use crate::progress::Progress;
 
 /// The hybrid model's system.
-pub type HybridParallel = Parallel<FisherKolmogorov, NetworkRhs>;
+pub type HybridParallel = Parallel<FisherKolmogorov, LogisticGate<NetworkRhs>>;
+
+/// A network residual placed *in the reaction term*: `f(c) = c (1 − c) · g(c, …; w)`, so the
+/// network learns a correction to the per-capita logistic growth rate (`ρ(x, c)` beyond the
+/// model's constant ρ). Why gate it: an additive residual `g` that is not exactly 0 at `c = 0`
+/// is a source of tumour cells in healthy tissue, which the logistic growth then amplifies by
+/// `e^{ρt}` — one optimizer step on an output bias turned the whole brain into tumour in the
+/// first measurement. Gating keeps `c = 0` and `c = 1` fixed points, as in the physics.
+#[derive(Debug, Clone)]
+pub struct LogisticGate<N> {
+    inner: N,
+    /// The network's output `g` and a cotangent buffer (allocated once).
+    scratch: RefCell<(Vec<f64>, Vec<f64>)>,
+}
+
+impl<N: OdeSystem> LogisticGate<N> {
+    /// Gates `inner` (a pointwise network on the density).
+    pub fn new(inner: N) -> Self {
+        let n = inner.n_states();
+        LogisticGate { inner, scratch: RefCell::new((vec![0.0; n], vec![0.0; n])) }
+    }
+
+    /// The gated network.
+    pub fn inner(&self) -> &N {
+        &self.inner
+    }
+}
+
+impl<N: Parameterized> Parameterized for LogisticGate<N> {
+    fn param_layout(&self) -> neurohybrid_hybrid::Result<ParamLayout> {
+        self.inner.param_layout()
+    }
+}
+
+impl<N: OdeSystem> OdeSystem for LogisticGate<N> {
+    fn n_states(&self) -> usize {
+        self.inner.n_states()
+    }
+    fn n_params(&self) -> usize {
+        self.inner.n_params()
+    }
+    fn rhs(&self, t: f64, y: &[f64], p: &[f64], dy: &mut [f64]) {
+        self.inner.rhs(t, y, p, dy);
+        dy.iter_mut().zip(y).for_each(|(d, &c)| *d *= c * (1.0 - c));
+    }
+}
+
+impl<N: Vjp> Vjp for LogisticGate<N> {
+    fn vjp(&self, t: f64, y: &[f64], p: &[f64], w: &[f64], w_y: &mut [f64], w_p: &mut [f64]) {
+        let mut s = self.scratch.borrow_mut();
+        let (g, wg) = &mut *s;
+        self.inner.rhs(t, y, p, g);
+        for ((o, &wi), &c) in wg.iter_mut().zip(w).zip(y) {
+            *o = wi * c * (1.0 - c);
+        }
+        self.inner.vjp(t, y, p, wg, w_y, w_p);
+        if !w_y.is_empty() {
+            for i in 0..y.len() {
+                w_y[i] += w[i] * (1.0 - 2.0 * y[i]) * g[i];
+            }
+        }
+    }
+}
+
+impl<N: Jvp> Jvp for LogisticGate<N> {
+    fn jvp(&self, t: f64, y: &[f64], p: &[f64], v_y: &[f64], v_p: &[f64], out: &mut [f64]) {
+        let mut s = self.scratch.borrow_mut();
+        let (g, _) = &mut *s;
+        self.inner.rhs(t, y, p, g);
+        self.inner.jvp(t, y, p, v_y, v_p, out);
+        for i in 0..y.len() {
+            out[i] = y[i] * (1.0 - y[i]) * out[i] + (1.0 - 2.0 * y[i]) * g[i] * v_y[i];
+        }
+    }
+}
 
 /// Training settings (configuration only).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,7 +163,7 @@ pub fn hybrid_parallel(scenario: &Scenario, anatomy: &Anatomy, hidden: usize) ->
     let mech = Sum::new(diff, react)?;
     let features: Vec<f64> = anatomy.wm.iter().zip(&anatomy.gm).flat_map(|(&w, &g)| [w, g]).collect();
     let net = NetworkRhs::pointwise(&mlp(3, hidden)?, anatomy.n(), 1)?.with_features(features)?;
-    Ok(Parallel::new(mech, net)?)
+    Ok(Parallel::new(mech, LogisticGate::new(net))?)
 }
 
 /// The residual network of [`hybrid_parallel`] (for initialization).
@@ -128,6 +203,57 @@ pub fn neural_ode(anatomy: &Anatomy, hidden: usize) -> Result<(TapeSystem, Mlp)>
     Ok((TapeSystem::new(tape)?, net))
 }
 
+/// How the optimizer's coordinate `z` maps to a parameter `p`. Adam takes steps of about its
+/// learning rate in every coordinate whatever the gradient's size, so the scale sets how far
+/// a parameter moves per step: a network output that enters `dc/dt` directly (per day) must
+/// move ~100× slower than a hidden weight, and the calibrated `D_w`, `ρ` only by a few percent
+/// over a whole training run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Coord {
+    /// `p = exp(scale · z)` (positive parameters).
+    Log(f64),
+    /// `p = scale · z`.
+    Linear(f64),
+}
+
+impl Coord {
+    fn to_param(self, z: f64) -> f64 {
+        match self {
+            Coord::Log(s) => (s * z).exp(),
+            Coord::Linear(s) => s * z,
+        }
+    }
+    fn to_free(self, p: f64) -> Result<f64> {
+        match self {
+            Coord::Log(s) if p > 0.0 => Ok(p.ln() / s),
+            Coord::Log(_) => Err(GliomaError::Invalid(format!("log-parameter {p} must be positive"))),
+            Coord::Linear(s) => Ok(p / s),
+        }
+    }
+    fn derivative(self, z: f64) -> f64 {
+        match self {
+            Coord::Log(s) => s * (s * z).exp(),
+            Coord::Linear(s) => s,
+        }
+    }
+}
+
+/// Scale of the network's output-layer coordinates (see [`Coord`]).
+const OUTPUT_SCALE: f64 = 0.01;
+/// Scale of the calibrated mechanistic parameters in the hybrid (log space for `D_w`, `ρ`).
+const MECH_SCALE: f64 = 0.1;
+
+/// Coordinates of a network's parameters: hidden layers as they are, the output layer scaled
+/// by [`OUTPUT_SCALE`].
+fn network_coords(net: &Mlp) -> Vec<Coord> {
+    let mut c = vec![Coord::Linear(1.0); net.n_params()];
+    let blocks = net.param_blocks();
+    for b in &blocks[blocks.len().saturating_sub(2)..] {
+        c[b.range()].fill(Coord::Linear(OUTPUT_SCALE));
+    }
+    c
+}
+
 /// Trains `problem`'s parameters (`transforms[i]` maps the optimizer's coordinate to
 /// parameter `i`) by Adam on the mean squared misfit to `targets` (one active-cell vector
 /// per day of `days`), gradients by the discrete adjoint of Tsit5. A failed solve (a trial
@@ -135,7 +261,7 @@ pub fn neural_ode(anatomy: &Anatomy, hidden: usize) -> Result<(TapeSystem, Mlp)>
 #[allow(clippy::too_many_arguments)]
 fn adam_train<S>(
     problem: &mut Problem<S>,
-    transforms: &[Transform],
+    transforms: &[Coord],
     days: &[f64],
     targets: &[Vec<f64>],
     opts: &TrainOptions,
@@ -158,7 +284,7 @@ where
         .iter()
         .zip(transforms)
         .map(|(&p, t)| t.to_free(p))
-        .collect::<std::result::Result<_, _>>()?;
+        .collect::<Result<_>>()?;
     let mut lr = opts.learning_rate;
     let mut adam = Adam::new(lr);
     let mut state = adam.init(m)?;
@@ -220,8 +346,9 @@ pub fn train_hybrid(
     let net = residual_mlp(opts.hidden)?;
     let mut p = theta_mech.to_vec();
     p.extend(zero_last_init(&net, opts.seed));
-    let mut transforms = vec![Transform::Log, Transform::Log];
-    transforms.resize(p.len(), Transform::Identity);
+    let mut transforms = vec![Coord::Log(MECH_SCALE), Coord::Log(MECH_SCALE)];
+    transforms.resize(theta_mech.len(), Coord::Linear(MECH_SCALE));
+    transforms.extend(network_coords(&net));
     let mut problem = Problem::new(sys, vec![0.0; anatomy.n()], p, (T_START, days[days.len() - 1]));
     add_impulses(&mut problem, scenario, anatomy, PARAM_SEED);
     let trained =
@@ -263,7 +390,7 @@ pub fn train_neural(
     }
     let (sys, net) = neural_ode(anatomy, opts.hidden)?;
     let p = zero_last_init(&net, opts.seed);
-    let transforms = vec![Transform::Identity; p.len()];
+    let transforms = network_coords(&net);
     let mut problem = Problem::new(sys, data[0].clone(), p, (days[0], days[days.len() - 1]));
     treatments(&mut problem, scenario);
     let trained = adam_train(
