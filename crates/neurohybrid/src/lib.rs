@@ -3,6 +3,9 @@
 
 /// Autodiff graphs compiled into allocation-free tapes (`neurohybrid-autodiff`, L0).
 pub use neurohybrid_autodiff as autodiff;
+/// Glioma growth: scenarios, Fisher–Kolmogorov with treatments, synthetic patients,
+/// mechanistic / neural / hybrid fits (`neurohybrid-glioma`, L5).
+pub use neurohybrid_glioma as glioma;
 /// Hybrid compositions, the trainer, calibration with uncertainty (`neurohybrid-hybrid`, L4).
 pub use neurohybrid_hybrid as hybrid;
 /// Dense and sparse factorizations, Krylov solvers, Newton (`neurohybrid-linalg`, L0).
@@ -27,6 +30,11 @@ pub use neurohybrid_system as system;
 /// keep their crate prefix (`SolveError`, `MeshError`, …) so `?` conversions read clearly.
 pub mod prelude {
     pub use neurohybrid_autodiff::{Graph, Tape, Var};
+    pub use neurohybrid_glioma::{DemoConfig, GliomaError, Scenario};
+    pub use neurohybrid_hybrid::{
+        Calibrator, Dataset, HybridError, NetworkRhs, NeuralOde, Parallel, Series, SolverInTheLoop,
+        Trainer, Trajectory,
+    };
     pub use neurohybrid_mesh::{
         Connectome, DiffusionOperator, Grid, MeshError, Phantom, TissueDiffusion, TissueMaps,
         TissueModel,
