@@ -143,14 +143,7 @@ impl BarChart {
             ))
             .map_err(backend_err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(text_style(11))
-            .draw()
-            .map_err(backend_err)?;
+        super::draw_legend(&mut chart)?;
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{BLACK, PlotError, backend_err, fmt_num, input_err, palette, text_style};
+use super::{PlotError, backend_err, fmt_num, input_err, palette, text_style};
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -298,14 +298,7 @@ impl LinePlot {
                 .map_err(backend_err)?;
         }
         if self.series.iter().any(|s| !s.name.is_empty()) {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(text_style(11))
-                .draw()
-                .map_err(backend_err)?;
+            super::draw_legend(&mut chart)?;
         }
         Ok(())
     }

@@ -40,6 +40,7 @@ pub use lines::{LinePlot, LineStyle, Series};
 pub use plotters::style::RGBColor;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::sync::Once;
 
@@ -318,6 +319,20 @@ pub(crate) fn draw_title(
     area.draw(&Text::new(title.to_owned(), (w as i32 / 2, 12), text_style(15).pos(center())))
         .map_err(backend_err)?;
     Ok(26)
+}
+
+/// The series legend in the upper right corner of a chart.
+pub(crate) fn draw_legend<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> Result<(), PlotError> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(text_style(11))
+        .draw()
+        .map_err(backend_err)
 }
 
 /// The `i`-th palette colour, cycling.
