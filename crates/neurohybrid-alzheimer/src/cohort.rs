@@ -1,7 +1,7 @@
 //! Synthetic cohorts with known ground truth.
 //!
 //! Each subject is seeded at `t = 0` (years) in one region with an amount `s`, spreads by the
-//! truth model [`ClearanceFkpp`] (network Fisher–KPP **plus a saturating clearance** that the
+//! truth model [`ClearanceFkpp`] (network Fisher–KPP **plus a load-activated clearance** that the
 //! plain models lack) with its own `κ` and `α`, and is scanned at visits `T0 + offsets`, where
 //! `T0` (years since seeding at the first visit) varies between subjects. Amyloid-positive
 //! subjects have higher production `α` (Schäfer et al. 2021 report 0.019 vs −0.143 /yr net
@@ -46,9 +46,9 @@ pub struct CohortConfig {
     pub seed_amount: (f64, f64),
     /// Candidate seed regions (labels) and their probabilities.
     pub seeds: Vec<(String, f64)>,
-    /// Truth clearance rate γ at low load.
+    /// Truth clearance rate γ at high load.
     pub gamma: f64,
-    /// Truth clearance half-saturation load `c_s`.
+    /// Truth clearance half-activation load `c_s`.
     pub c_half: f64,
     /// The observation model.
     pub observation: ObservationModel,
@@ -62,8 +62,8 @@ impl Default for CohortConfig {
             visit_offsets: vec![0.0, 1.5, 3.0, 5.0, 7.0],
             n_early: 3,
             onset_range: (4.0, 8.0),
-            alpha_positive: (0.55, 0.85),
-            alpha_negative: (0.3, 0.45),
+            alpha_positive: (0.6, 1.0),
+            alpha_negative: (0.35, 0.5),
             kappa_base: 0.1,
             kappa_age: 0.03,
             amyloid_fraction: 0.6,
@@ -74,8 +74,8 @@ impl Default for CohortConfig {
                 ("l_parahippocampal".into(), 0.1),
                 ("r_parahippocampal".into(), 0.1),
             ],
-            gamma: 0.25,
-            c_half: 0.15,
+            gamma: 0.4,
+            c_half: 0.2,
             observation: ObservationModel::default(),
         }
     }

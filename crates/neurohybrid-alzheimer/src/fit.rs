@@ -16,7 +16,7 @@
 
 use neurohybrid_hybrid::{Calibrator, OdeResiduals, Transform};
 use neurohybrid_nn::optim::Lbfgs;
-use neurohybrid_solve::sensitivity::{DiscreteAdjoint, SquaredMisfit, gradient};
+use neurohybrid_solve::sensitivity::{SquaredMisfit, gradient};
 use neurohybrid_solve::{PiController, Problem};
 use neurohybrid_solve_explicit::Tsit5;
 use neurohybrid_system::{Jvp, Vjp};
@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::cohort::Subject;
 use crate::error::Result;
 use crate::observe::ObservationModel;
-use crate::simulate::controller;
+use crate::simulate::{adjoint, controller};
 
 /// Fit settings. Configuration only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,7 +128,7 @@ fn objective<S: Vjp>(
     let loss =
         SquaredMisfit::new(data.targets.clone()).with_weight(0.5 / (data.sigma * data.sigma));
     let save = neurohybrid_solve::SaveAt::Times(data.times.clone());
-    let g = gradient(&problem, &Tsit5, &controller(), &save, &loss, &DiscreteAdjoint::default())?;
+    let g = gradient(&problem, &Tsit5, &controller(), &save, &loss, &adjoint())?;
     grad[0] = g.dl_dp[0] * kappa;
     grad[1] = g.dl_dp[1] * alpha;
     grad[2] = g.dl_dy0[seed] * s;

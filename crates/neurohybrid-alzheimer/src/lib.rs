@@ -11,6 +11,7 @@ pub mod fit;
 pub mod models;
 pub mod observe;
 pub mod protocol;
+pub mod residual;
 pub mod simulate;
 pub mod train;
 

@@ -5,7 +5,7 @@
 //! | network diffusion (Raj et al. 2012) | `x` (n) | `[β]` | `dx/dt = −β L x` — [`GraphDiffusion`] from `neurohybrid-mesh`, used as is |
 //! | [`NetworkFkpp`] (Weickenmeier et al. 2019; Fornari et al. 2019) | `c` (n) | `[κ, α]` | `dc/dt = −κ L c + α c (1 − c/K)` |
 //! | [`Heterodimer`] (Thompson et al. 2020) | `[p, q]` (2n) | `[ρ, ρ̃, k0, k1, k̃1, k12]` | `dp/dt = −ρLp + k0 − k1 p − k12 p q`, `dq/dt = −ρ̃Lq − k̃1 q + k12 p q` |
-//! | [`ClearanceFkpp`] (the synthetic truth) | `c` (n) | `[κ, α]` | FKPP `− γ c / (1 + c/c_s)` |
+//! | [`ClearanceFkpp`] (the synthetic truth) | `c` (n) | `[κ, α]` | FKPP `− γ c² / (c_s + c)` |
 //!
 //! `L = diag(W1) − W` is the combinatorial Laplacian of the max-normalized connectome; time is
 //! in years, concentrations are normalized so the FKPP carrying capacity is 1 (or `K_i`).
@@ -148,18 +148,19 @@ impl Jacobian for NetworkFkpp {
     }
 }
 
-/// The synthetic truth: network Fisher–KPP with a concentration-dependent (saturating)
-/// clearance `− γ c / (1 + c / c_s)`, a Michaelis–Menten-type removal whose rate per unit of
-/// protein falls as the load grows (clearance capacity is exhausted at high burden; the
-/// glymphatic/proteostasis failure discussed by Tarasoff-Conway et al. 2015, Nat Rev Neurol
-/// 11:457). Plain FKPP lacks it: at low load it looks like a smaller α, at high load it
-/// vanishes — the mechanism the hybrid's residual must learn. Parameters `[κ, α]`.
+/// The synthetic truth: network Fisher–KPP with a concentration-dependent clearance
+/// `− γ c² / (c_s + c)`: the clearance rate per unit of protein, `γ c / (c_s + c)`, rises with
+/// the load (Michaelis–Menten-type activation of clearance — microglial uptake recruited by
+/// aggregates; cf. Hansen, Hanson & Sheng 2018, J Cell Biol 217:459 — so it is negligible
+/// early and approaches `γ` at high load). Plain FKPP lacks it: early it is invisible, later it
+/// lowers the regional plateau from 1 to the root of `α(1 − c) = γ c/(c_s + c)` — the
+/// mechanism the hybrid's residual must learn. Parameters `[κ, α]`.
 #[derive(Debug, Clone)]
 pub struct ClearanceFkpp {
     fkpp: NetworkFkpp,
-    /// Clearance rate at low load γ (1/yr).
+    /// Clearance rate at high load γ (1/yr).
     pub gamma: f64,
-    /// Half-saturation load `c_s` (concentration units).
+    /// Half-activation load `c_s` (concentration units).
     pub c_half: f64,
 }
 
@@ -180,9 +181,10 @@ impl ClearanceFkpp {
         Ok(Self { fkpp: NetworkFkpp::new(op), gamma, c_half })
     }
 
-    /// The clearance flux `γ c / (1 + c/c_s)` at load `c`.
+    /// The clearance flux `γ c² / (c_s + c)` at load `c ≥ 0`.
     pub fn clearance(&self, c: f64) -> f64 {
-        self.gamma * c / (1.0 + c / self.c_half)
+        let c = c.max(0.0);
+        self.gamma * c * c / (self.c_half + c)
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | variant | system | shared parameters | per-subject parameters |
 //! |---|---|---|---|
-//! | parallel hybrid | `Parallel(NetworkFkpp, NetworkRhs::pointwise(g))`: `dc_i/dt = −κ(Lc)_i + αc_i(1−c_i) + g(c_i; w)` | `w` | `ln κ, ln α, ln s` (seed region from the mechanistic fit) |
+//! | parallel hybrid | `Parallel(NetworkFkpp, LoadScaled(NetworkRhs::pointwise(g)))`: `dc_i/dt = −κ(Lc)_i + αc_i(1−c_i) + c_i g(c_i; w)` | `w` | `ln κ, ln α, ln s` (seed region from the mechanistic fit) |
 //! | series hybrid | `Series(TapeMap(h), covariates, NetworkFkpp)`: `(κ, α) = h(amyloid, age; w)` | `w` | `ln s` |
 //! | neural ODE | `NetworkRhs::pointwise(g)` with region features (degree, stage group): `dc_i/dt = g(c_i, d_i, s_i; w)` | `w` | none (starts from the first visit) |
 //!
@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use neurohybrid_hybrid::{NetworkRhs, Parallel, Series, TapeMap};
 use neurohybrid_nn::optim::Lbfgs;
 use neurohybrid_nn::{Activation, Init, Layer, Mlp, initialize};
-use neurohybrid_solve::sensitivity::{DiscreteAdjoint, SquaredMisfit, gradient};
+use neurohybrid_solve::sensitivity::{SquaredMisfit, gradient};
 use neurohybrid_solve::{Problem, SaveAt};
 use neurohybrid_solve_explicit::Tsit5;
 use neurohybrid_system::{OdeSystem, Vjp};
@@ -31,10 +31,11 @@ use crate::connectome::Brain;
 use crate::error::{AlzheimerError, Result};
 use crate::fit::{EarlyData, SubjectFit, early_data};
 use crate::models::NetworkFkpp;
-use crate::simulate::controller;
+use crate::residual::LoadScaled;
+use crate::simulate::{adjoint, controller};
 
 /// The parallel hybrid system.
-pub type ParallelHybrid = Parallel<NetworkFkpp, NetworkRhs>;
+pub type ParallelHybrid = Parallel<NetworkFkpp, LoadScaled>;
 /// The series hybrid system.
 pub type SeriesHybrid = Series<TapeMap, NetworkFkpp>;
 
@@ -99,9 +100,10 @@ pub fn series_mlp(hidden: usize) -> Result<Mlp> {
 fn init_weights(mlp: &Mlp, seed: u64, last_scale: f64) -> Vec<f64> {
     let mut w = initialize(mlp, Init::GlorotUniform, seed);
     let blocks = mlp.param_blocks();
-    let last = blocks.iter().map(|b| b.name.split('.').next().unwrap_or("").to_string()).last();
+    let layer_of = |name: &str| name.split('.').next().unwrap_or("").to_string();
+    let last = blocks.last().map(|b| layer_of(&b.name));
     for b in &blocks {
-        if Some(b.name.split('.').next().unwrap_or("").to_string()) == last {
+        if Some(layer_of(&b.name)) == last {
             w[b.offset..b.offset + b.len()].iter_mut().for_each(|v| *v *= last_scale);
         }
     }
@@ -125,7 +127,7 @@ pub fn region_features(brain: &Brain) -> Vec<f64> {
 /// # Errors
 /// From the composition.
 pub fn parallel_system(brain: &Brain, mlp: &Mlp) -> Result<ParallelHybrid> {
-    let nn = NetworkRhs::pointwise(mlp, brain.n_regions(), 1)?;
+    let nn = LoadScaled::new(NetworkRhs::pointwise(mlp, brain.n_regions(), 1)?);
     Ok(Parallel::new(NetworkFkpp::new(brain.diffusion()), nn)?)
 }
 
@@ -165,9 +167,12 @@ fn adjoint_term<S: Vjp>(
     let loss =
         SquaredMisfit::new(data.targets.clone()).with_weight(0.5 / (data.sigma * data.sigma));
     let save = SaveAt::Times(data.times.clone());
-    let g = gradient(&problem, &Tsit5, &controller(), &save, &loss, &DiscreteAdjoint::default())?;
+    let g = gradient(&problem, &Tsit5, &controller(), &save, &loss, &adjoint())?;
     Ok(Term { value: g.value, dl_dp: g.dl_dp, dl_dy0: g.dl_dy0 })
 }
+
+/// A subject's value with its gradients (shared block, own block).
+type SubjectTerm = (f64, Vec<f64>, Vec<f64>);
 
 /// Joint L-BFGS over `x = [w (m) | q per subject]`; `term(s, w, own, g_w, g_own)` adds subject
 /// `s`'s value and writes its gradients.
@@ -192,7 +197,7 @@ where
     let mut last_good = f64::INFINITY;
     let report = lbfgs.minimize(x, |x, g| {
         let (w, own) = x.split_at(m);
-        let parts: Vec<Result<(f64, Vec<f64>, Vec<f64>)>> = (0..n_subjects)
+        let parts: Vec<Result<SubjectTerm>> = (0..n_subjects)
             .into_par_iter()
             .map(|s| {
                 let (mut gw, mut go) = (vec![0.0; m], vec![0.0; q]);
@@ -358,7 +363,7 @@ fn poisoned() -> AlzheimerError {
     }
 }
 
-/// The residual `g(c)` of a trained parallel hybrid at concentrations `cs`.
+/// The residual `c · g(c)` of a trained parallel hybrid at concentrations `cs`.
 ///
 /// # Errors
 /// From the composition.
@@ -369,7 +374,7 @@ pub fn residual_curve(
     cs: &[f64],
 ) -> Result<Vec<f64>> {
     let mlp = residual_mlp(config.hidden)?;
-    let nn = NetworkRhs::pointwise(&mlp, brain.n_regions(), 1)?;
+    let nn = LoadScaled::new(NetworkRhs::pointwise(&mlp, brain.n_regions(), 1)?);
     let mut out = Vec::with_capacity(cs.len());
     let n = brain.n_regions();
     let mut y = vec![0.0; n];

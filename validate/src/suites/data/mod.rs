@@ -3,6 +3,8 @@
 //! When the data are missing a case says so in its JSON line; it counts as passed only under
 //! `--fast` (CI without downloads), and as failed in a full run. One module per disease.
 
+pub mod alzheimer;
+
 use crate::Case;
 
 /// Every case of the suite (the cheap subset when `fast`).
@@ -10,6 +12,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     #[allow(unused_mut)]
     let mut cases: Vec<Case> = Vec::new();
     // One line per module: cases.extend(module::run(fast));
+    cases.extend(alzheimer::run(fast));
     let _ = fast;
     cases
 }
