@@ -49,6 +49,18 @@ fn fd_check(obj: &dyn Objective, params: &[f64], batch: &Batch, rel: f64) {
     }
 }
 
+/// Lotka–Volterra with 3 shooting segments per trajectory, GaussianNll, constant steps.
+fn lv_shooting<M>(
+    method: M,
+    data: Dataset,
+) -> OdeObjective<LotkaVolterra, Tsit5, ConstantStep, M, GaussianNll> {
+    let pb = Problem::new(LotkaVolterra::default(), [1.0, 1.0], [1.2, 0.9, 2.8, 1.1], (0.0, 3.0));
+    OdeObjective::new(pb, Tsit5, ConstantStep::new(0.01), method, GaussianNll, data)
+        .unwrap()
+        .with_shooting(Shooting { segments: 3, continuity_weight: 2.0 })
+        .unwrap()
+}
+
 #[test]
 fn multiple_shooting_gradient_matches_finite_differences() {
     // Constant steps: the discrete adjoint is the exact derivative of the computed solution,
@@ -56,20 +68,9 @@ fn multiple_shooting_gradient_matches_finite_differences() {
     let mut data = lv_data(2, 0.05, 1);
     // a missing observation and a partially observed state
     data.trajectories[1].mask = Some((0..24).map(|i| i != 5).collect());
-    let pb = Problem::new(LotkaVolterra::default(), [1.0, 1.0], [1.2, 0.9, 2.8, 1.1], (0.0, 3.0));
-    let obj = OdeObjective::new(
-        pb,
-        Tsit5,
-        ConstantStep::new(0.01),
-        DiscreteAdjoint::default(),
-        GaussianNll,
-        data,
-    )
-    .unwrap()
-    .with_shooting(Shooting { segments: 3, continuity_weight: 2.0 })
-    .unwrap()
-    .with_regularizer(Regularizer::L2 { range: 0..4, weight: 0.01 })
-    .unwrap();
+    let obj = lv_shooting(DiscreteAdjoint::default(), data)
+        .with_regularizer(Regularizer::L2 { range: 0..4, weight: 0.01 })
+        .unwrap();
     // 4 model + 1 loss + 2 trajectories × 2 segments × 2 states
     assert_eq!(obj.n_params(), 4 + 1 + 8);
     let mut params = obj.initial_params(&[1.2, 0.9, 2.8, 1.1], &[-1.0]).unwrap();
@@ -82,30 +83,8 @@ fn multiple_shooting_gradient_matches_finite_differences() {
     fd_check(&obj, &params, &Batch { items: &[1], horizon: 1.6 }, 1e-6);
 
     // Forward sensitivities with y0 columns give the same gradient to solver accuracy.
-    let pb = Problem::new(LotkaVolterra::default(), [1.0, 1.0], [1.2, 0.9, 2.8, 1.1], (0.0, 3.0));
-    let fwd = OdeObjective::new(
-        pb,
-        Tsit5,
-        ConstantStep::new(0.01),
-        ForwardSensitivity::all(),
-        GaussianNll,
-        lv_data(2, 0.05, 1),
-    )
-    .unwrap()
-    .with_shooting(Shooting { segments: 3, continuity_weight: 2.0 })
-    .unwrap();
-    let pb = Problem::new(LotkaVolterra::default(), [1.0, 1.0], [1.2, 0.9, 2.8, 1.1], (0.0, 3.0));
-    let adj = OdeObjective::new(
-        pb,
-        Tsit5,
-        ConstantStep::new(0.01),
-        DiscreteAdjoint::default(),
-        GaussianNll,
-        lv_data(2, 0.05, 1),
-    )
-    .unwrap()
-    .with_shooting(Shooting { segments: 3, continuity_weight: 2.0 })
-    .unwrap();
+    let fwd = lv_shooting(ForwardSensitivity::all(), lv_data(2, 0.05, 1));
+    let adj = lv_shooting(DiscreteAdjoint::default(), lv_data(2, 0.05, 1));
     let batch = Batch { items: &[0, 1], horizon: f64::INFINITY };
     let (mut g1, mut g2) = (vec![0.0; 13], vec![0.0; 13]);
     let v1 = fwd.loss_and_grad(&params, &batch, &mut g1).unwrap();
@@ -283,4 +262,39 @@ fn dataset_split_is_seeded_and_disjoint() {
         Trajectory::new(0.0, vec![1.0], vec![1.0], vec![f64::NAN]).with_mask(vec![false]),
     ]);
     masked.validate(1).unwrap();
+}
+
+#[test]
+fn early_stopping_returns_the_best_parameters_and_curriculum_stages_apply() {
+    let obj = decay_objective(6);
+    let mut trainer = Trainer::adam(0.05, 50);
+    // No later epoch can beat the first by 1e9: stop after `patience + 1` bad epochs.
+    trainer.early_stopping = Some(EarlyStopping { patience: 2, min_delta: 1e9 });
+    let mut seen = Vec::new();
+    let report = trainer
+        .train(&obj, &[0.2], &mut |p| {
+            seen.push(p.iteration);
+            Control::Continue
+        })
+        .unwrap();
+    assert!(report.stopped_early);
+    assert_eq!(report.history.len(), 4);
+    assert_eq!(report.best_iteration, report.history[0].0);
+    assert_eq!(seen.len(), report.iterations);
+    // The best parameters are those after the first epoch, not the last ones: rerun 1 epoch.
+    let one = Trainer::adam(0.05, 1).train(&obj, &[0.2], &mut |_| Control::Continue).unwrap();
+    assert_eq!(bits(&report.params), bits(&one.params));
+
+    let c = neurohybrid_hybrid::Curriculum { horizons: vec![0.5, 1.0], epochs_per_stage: 3 };
+    assert_eq!(
+        (c.horizon(0), c.horizon(2), c.horizon(3), c.horizon(6)),
+        (0.5, 0.5, 1.0, f64::INFINITY)
+    );
+    // A horizon that keeps only the first two observations changes the loss.
+    let (mut g, mut g2) = (vec![0.0; 1], vec![0.0; 1]);
+    let short = obj.loss_and_grad(&[0.5], &Batch { items: &[0, 1], horizon: 0.5 }, &mut g).unwrap();
+    let full = obj
+        .loss_and_grad(&[0.5], &Batch { items: &[0, 1], horizon: f64::INFINITY }, &mut g2)
+        .unwrap();
+    assert!(short != full && short > 0.0);
 }
