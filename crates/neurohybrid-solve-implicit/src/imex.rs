@@ -183,7 +183,10 @@ where
                 *o = z - s - hg * f;
             }
         };
-        let solved = st.wm.solve_stage(
+        let solve =
+            if cfg.linear_implicit { WMatrix::solve_linear_stage } else { WMatrix::solve_stage };
+        let solved = solve(
+            &mut st.wm,
             stiff,
             ps,
             t,

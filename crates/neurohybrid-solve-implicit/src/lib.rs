@@ -10,6 +10,7 @@
 //! |---|---|---|---|---|
 //! | [`Bdf`] | variable-order NDF/BDF, quasi-constant step (Shampine & Reichelt 1997) | 1–5 | predictor–corrector | interpolating polynomial, degree ≤ 5 |
 //! | [`Rodas4`] | Rosenbrock, stiffly accurate, L-stable (Hairer & Wanner II §IV.7) | 4 | embedded 3 | Rodas' own, degree 3 |
+//! | [`Rodas5P`] | Rosenbrock, stiffly accurate, L-stable (Steinebach 2023) | 5 | embedded 4 | its own, degree 4 |
 //! | [`ImplicitEuler`], [`TrBdf2`], [`Esdirk4`], [`Kvaerno5`], [`Sdirk`] | (E)SDIRK | 1–5 | embedded | Hermite |
 //! | [`KenCarp4`], [`Ark`] | IMEX additive RK on `Split` systems | 4 | embedded | Hermite |
 //!
@@ -110,6 +111,7 @@
 mod bdf;
 mod error;
 mod imex;
+mod rodas5p;
 mod rosenbrock;
 mod sdirk;
 mod step_vjp;
@@ -119,11 +121,12 @@ pub mod wmatrix;
 pub use bdf::{Bdf, BdfState};
 pub use error::{ImplicitError, Result};
 pub use imex::{Ark, ImexState, KenCarp4};
+pub use rodas5p::{Rodas5P, Rodas5PState};
 pub use rosenbrock::{Rodas4, RosenbrockState, TimeDerivative};
 pub use sdirk::{DirkConfig, Esdirk4, ImplicitEuler, Kvaerno5, Sdirk, SdirkState, TrBdf2};
 pub use step_vjp::{BdfVjpWork, DirkVjpWork, RosenbrockVjpWork};
-pub use tableaus::{ArkTableau, DirkTableau};
-pub use wmatrix::{FactorKind, LinearBackend, StageSolve, Tolerances, WConfig, WMatrix};
+pub use tableaus::{ArkTableau, DirkTableau, RosenbrockTableau};
+pub use wmatrix::{FactorKind, KrylovW, LinearBackend, StageSolve, Tolerances, WConfig, WMatrix};
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[doc = include_str!("../README.md")]

@@ -48,6 +48,10 @@ pub struct DirkConfig {
     /// Keep the factorized `h` when the controller proposes `h_next ∈ [h_W, hold_ratio·h_W]`.
     /// `1.0` disables the hold. Default `1.2`.
     pub hold_ratio: f64,
+    /// The implicitly treated `f` is linear in `y` (IMEX steppers: the stiff part, e.g.
+    /// diffusion): each stage is one linear solve ([`WMatrix::solve_linear_stage`]) instead of
+    /// a Newton iteration. A promise by the caller, not checked. Default `false`.
+    pub linear_implicit: bool,
 }
 
 impl Default for DirkConfig {
@@ -57,6 +61,7 @@ impl Default for DirkConfig {
             w: WConfig::default(),
             smooth_error: true,
             hold_ratio: 1.2,
+            linear_implicit: false,
         }
     }
 }
@@ -77,6 +82,12 @@ impl DirkConfig {
     /// Turn the `W⁻¹` error filter on or off.
     pub fn with_smooth_error(mut self, smooth: bool) -> Self {
         self.smooth_error = smooth;
+        self
+    }
+
+    /// Declare the implicitly treated part linear in `y` (see [`DirkConfig::linear_implicit`]).
+    pub fn with_linear_implicit(mut self, linear: bool) -> Self {
+        self.linear_implicit = linear;
         self
     }
 
@@ -319,7 +330,7 @@ pub(crate) fn smooth(
     err: &mut [f64],
     stats: &mut Stats,
 ) -> std::result::Result<(), StepFailure> {
-    wm.solve_in_place(err, stats)
+    wm.solve_estimate_in_place(err, stats)
 }
 
 pub(crate) fn dense<S: Jacobian + ?Sized>(

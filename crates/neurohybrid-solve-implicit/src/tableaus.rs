@@ -322,6 +322,161 @@ pub const KENCARP4: ArkTableau = ArkTableau {
     ],
 };
 
+/// A stiffly accurate Rosenbrock method in the "C/h" form of OrdinaryDiffEq.jl (Hairer &
+/// Wanner II, eq. (7.25)), which needs no matrix–vector products:
+///
+/// ```text
+/// Uᵢ = yₙ + Σⱼ aᵢⱼ kⱼ                       (stages 2..=a.len()+1; U₁ = yₙ),
+/// Uᵢ = Uᵢ₋₁ + kᵢ₋₁                          (the remaining stages),
+/// (I − hγJ) kᵢ = hγ (f(tₙ + cᵢh, Uᵢ) + Σⱼ (Cᵢⱼ/h) kⱼ + dᵢ h ∂f/∂t),
+/// yₙ₊₁ = U_s + k_s,   error estimate k_s,
+/// y(tₙ + θh) = (1−θ) yₙ + θ (yₙ₊₁ + (1−θ)(K₁ + θK₂ + θ²K₃ + …)),  K_r = Σⱼ h[r][j] kⱼ.
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RosenbrockTableau {
+    /// Method name.
+    pub name: &'static str,
+    /// Order of the propagated solution.
+    pub order: usize,
+    /// Order of the embedded solution `U_s` (the controller's error order).
+    pub error_order: usize,
+    /// The diagonal `γ`.
+    pub gamma: f64,
+    /// `a[i - 1]` holds `a_{i+1, 1..=i}` (stage `i + 1`, 1-based); stages after the last row
+    /// add the previous stage's `k` to the previous stage value.
+    pub a: &'static [&'static [f64]],
+    /// `C[i - 1]` holds `C_{i+1, 1..=i}`, one row per stage 2..=s.
+    pub c_mat: &'static [&'static [f64]],
+    /// Stage times `cᵢ` (length `s`).
+    pub c: &'static [f64],
+    /// Time-derivative weights `dᵢ` (length `s`).
+    pub d: &'static [f64],
+    /// Dense-output combinations, one row of length `s` per `K_r`.
+    pub h: &'static [&'static [f64]],
+}
+
+impl RosenbrockTableau {
+    /// Number of stages.
+    pub fn stages(&self) -> usize {
+        self.c.len()
+    }
+
+    /// Degree of the dense-output polynomial.
+    pub fn dense_degree(&self) -> usize {
+        self.h.len() + 1
+    }
+}
+
+/// Rodas5P: 8 stages, order 5 with an embedded order-4 solution, stiffly accurate, L-stable,
+/// with a continuous extension of order 4 (G. Steinebach, "Construction of Rosenbrock–Wanner
+/// method Rodas5P and numerical benchmarks within the Julia Differential Equations package",
+/// BIT Numer. Math. 63, 27 (2023)). Its coefficients improve Rodas5's (Di Marzo 1993) dense
+/// output and its order for the Prothero–Robinson problem. Values as published in
+/// OrdinaryDiffEq.jl's `Rodas5PTableau` (`rosenbrock_tableaus.jl`, the C/h form), compared
+/// digit by digit with a second copy of that file; the unit tests below check the row sums of
+/// `Γ` and the order conditions through the equivalent standard form.
+pub const RODAS5P: RosenbrockTableau = RosenbrockTableau {
+    name: "Rodas5P",
+    order: 5,
+    error_order: 4,
+    gamma: 0.21193756319429014,
+    a: &[
+        &[3.0],
+        &[2.849394379747939, 0.45842242204463923],
+        &[-6.954028509809101, 2.489845061869568, -10.358996098473584],
+        &[2.8029986275628964, 0.5072464736228206, -0.3988312541770524, -0.04721187230404641],
+        &[
+            -7.502846399306121,
+            2.561846144803919,
+            -11.627539656261098,
+            -0.18268767659942256,
+            0.030198172008377946,
+        ],
+    ],
+    c_mat: &[
+        &[-14.155112264123755],
+        &[-17.97296035885952, -2.859693295451294],
+        &[147.12150275711716, -1.41221402718213, 71.68940251302358],
+        &[165.43517024871676, -0.4592823456491126, 42.90938336958603, -5.961986721573306],
+        &[
+            24.854864614690072,
+            -3.0009227002832186,
+            47.4931110020768,
+            5.5814197821558125,
+            -0.6610691825249471,
+        ],
+        &[
+            30.91273214028599,
+            -3.1208243349937974,
+            77.79954646070892,
+            34.28646028294783,
+            -19.097331116725623,
+            -28.087943162872662,
+        ],
+        &[
+            37.80277123390563,
+            -3.2571969029072276,
+            112.26918849496327,
+            66.9347231244047,
+            -40.06618937091002,
+            -54.66780262877968,
+            -9.48861652309627,
+        ],
+    ],
+    c: &[
+        0.0,
+        0.6358126895828704,
+        0.4095798393397535,
+        0.9769306725060716,
+        0.4288403609558664,
+        1.0,
+        1.0,
+        1.0,
+    ],
+    d: &[
+        0.21193756319429014,
+        -0.42387512638858027,
+        -0.3384627126235924,
+        1.8046452872882734,
+        2.325825639765069,
+        0.0,
+        0.0,
+        0.0,
+    ],
+    h: &[
+        &[
+            25.948786856663858,
+            -2.5579724845846235,
+            10.433815404888879,
+            -2.3679251022685204,
+            0.524948541321073,
+            1.1241088310450404,
+            0.4272876194431874,
+            -0.17202221070155493,
+        ],
+        &[
+            -9.91568850695171,
+            -0.9689944594115154,
+            3.0438037242978453,
+            -24.495224566215796,
+            20.176138334709044,
+            15.98066361424651,
+            -6.789040303419874,
+            -6.710236069923372,
+        ],
+        &[
+            11.419903575922262,
+            2.8879645146136994,
+            72.92137995996029,
+            80.12511834622643,
+            -52.072871366152654,
+            -59.78993625266729,
+            -0.15582684282751913,
+            4.883087185713722,
+        ],
+    ],
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,8 +27,9 @@
 
 use crate::error::{ImplicitError, Result};
 use neurohybrid_linalg::{
-    DenseLu, LinalgError, LinearSolver, Newton, NewtonSolver, NewtonStatus, Residual,
-    SparseCholesky, SparseLu, SparseMatrix, SparsePattern,
+    DenseLu, KrylovConfig, KrylovMethod, KrylovSolver, LinalgError, LinearSolver, Newton,
+    NewtonSolver, NewtonStatus, PreconditionerKind, Residual, SparseCholesky, SparseLu,
+    SparseMatrix, SparsePattern,
 };
 use neurohybrid_solve::{Atol, PiController, Stats, StepFailure, weighted_rms_norm};
 use neurohybrid_system::{CsrMatrix, Jacobian};
@@ -147,6 +148,64 @@ pub enum LinearBackend {
     Sparse,
     /// Always sparse LU, even for a symmetric `W`.
     SparseLu,
+    /// No factorization: `W` is assembled in `J`'s pattern and solved iteratively (CG while
+    /// `W` is symmetric, GMRES otherwise) with the preconditioner and the inexact-Newton
+    /// tolerances of [`WConfig::krylov`]. "Factorizing" is then an `O(nnz)` assembly plus a
+    /// preconditioner setup, so `W` is rebuilt at every new `hγ` instead of being reused at a
+    /// stale one. Worth it when a direct factorization is expensive and `W` is well
+    /// conditioned (diffusion: `κ(W) ≈ 1 + hγ·8D/dx²` in 2D), see ADR 0016.
+    Krylov,
+}
+
+/// Settings of the [`LinearBackend::Krylov`] backend.
+///
+/// Inside Newton ([`WMatrix::solve_stage`]) each linear solve stops when
+/// `‖r‖₂ ≤ max(forcing·‖b‖₂, newton_factor·κ·tol·‖scale‖₂)`: a relative reduction `η`
+/// (the forcing term of inexact Newton, Dembo–Eisenstat–Steihaug 1982), or an absolute
+/// residual at a fraction of Newton's own tolerance (Brown & Hindmarsh 1989, CVODE's
+/// `eplifac = 0.05`; `‖scale‖₂` turns the weighted RMS norm into a 2-norm for a residual shaped
+/// like the weights). Newton's rate test on the increments then sees the linear error as part
+/// of its contraction, so the accuracy of the converged stage is Newton's, not the Krylov
+/// solver's. Solves outside Newton ([`WMatrix::solve_in_place`]: Rosenbrock stages, adjoint
+/// solves) use the tight relative `direct_rtol`; the SDIRK error filter uses `forcing`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KrylovW {
+    /// CG, GMRES, or CG while `W` is symmetric (default).
+    pub method: KrylovMethod,
+    /// Preconditioner rebuilt at every assembly (default Jacobi).
+    pub preconditioner: PreconditionerKind,
+    /// Relative residual reduction `η` of one Newton linear solve (default 0.01: on the 256²
+    /// Fisher–KPP benchmark 0.05 needed ~20 % more CPU time for BDF and IMEX — more Newton
+    /// iterations, each restarting CG — and 0.2 made Newton fail; ADR 0016).
+    pub forcing: f64,
+    /// Absolute stopping residual as a fraction of Newton's `κ·tol` (default 0.05).
+    pub newton_factor: f64,
+    /// Relative tolerance of solves outside Newton (default 1e-10).
+    pub direct_rtol: f64,
+    /// Iteration limit per solve (default 200); reaching it fails the Newton iteration.
+    pub max_iters: usize,
+    /// GMRES restart length (default 30).
+    pub restart: usize,
+}
+
+impl Default for KrylovW {
+    fn default() -> Self {
+        Self {
+            method: KrylovMethod::Auto,
+            preconditioner: PreconditionerKind::Jacobi,
+            forcing: 0.01,
+            newton_factor: 0.05,
+            direct_rtol: 1e-10,
+            max_iters: 200,
+            restart: 30,
+        }
+    }
+}
+
+impl KrylovW {
+    fn config(&self, rtol: f64) -> KrylovConfig {
+        KrylovConfig::default().rtol(rtol).atol(0.0).max_iters(self.max_iters).restart(self.restart)
+    }
 }
 
 /// The factorization that holds (or, before the first one, will be tried for) `W`.
@@ -158,6 +217,8 @@ pub enum FactorKind {
     SparseLu,
     /// Sparse Cholesky `LLᵀ` (faer, AMD).
     SparseCholesky,
+    /// No factorization: preconditioned CG/GMRES ([`LinearBackend::Krylov`]).
+    Krylov,
 }
 
 /// Configuration of a [`WMatrix`]: linear backend, Jacobian/factorization reuse, Newton.
@@ -182,6 +243,8 @@ pub struct WConfig {
     pub slow_theta: f64,
     /// Simplified Newton settings for [`WMatrix::solve_stage`].
     pub newton: Newton,
+    /// Iterative-solver settings, used by [`LinearBackend::Krylov`] only.
+    pub krylov: KrylovW,
 }
 
 impl Default for WConfig {
@@ -193,6 +256,7 @@ impl Default for WConfig {
             max_jacobian_age: 50,
             slow_theta: 0.2,
             newton: Newton::default(),
+            krylov: KrylovW::default(),
         }
     }
 }
@@ -208,6 +272,19 @@ impl WConfig {
             return bad("slow_theta", self.slow_theta, "must lie in (0, 1)");
         }
         self.newton.validate()?;
+        let k = &self.krylov;
+        for (what, v) in [("krylov.forcing", k.forcing), ("krylov.newton_factor", k.newton_factor)]
+        {
+            if !(v > 0.0 && v < 1.0) {
+                return bad(what, v, "must lie in (0, 1)");
+            }
+        }
+        if !(k.direct_rtol > 0.0 && k.direct_rtol < 1.0) {
+            return bad("krylov.direct_rtol", k.direct_rtol, "must lie in (0, 1)");
+        }
+        if k.max_iters == 0 || k.restart == 0 {
+            return bad("krylov.max_iters/restart", 0.0, "must be >= 1");
+        }
         Ok(())
     }
 }
@@ -243,6 +320,8 @@ enum Backend {
         map: Vec<usize>,
         diag: Vec<usize>,
     },
+    /// `w` as for `Sparse`; `solver` holds a copy of its values and the preconditioner.
+    Krylov { w: SparseMatrix, solver: KrylovSolver, map: Vec<usize>, diag: Vec<usize> },
 }
 
 /// `W = I − hγJ` with its Jacobian, factorization, reuse policy and Newton workspace.
@@ -280,7 +359,7 @@ impl WMatrix {
         let dense = match config.backend {
             LinearBackend::Auto => n <= 8 || (n <= config.dense_max && 4 * jac.nnz() >= n * n),
             LinearBackend::Dense => true,
-            LinearBackend::Sparse | LinearBackend::SparseLu => false,
+            LinearBackend::Sparse | LinearBackend::SparseLu | LinearBackend::Krylov => false,
         };
         let backend = if dense {
             let w = SparseMatrix::identity(n).to_dense();
@@ -298,20 +377,26 @@ impl WMatrix {
             let diag = (0..n)
                 .map(|i| pattern.diagonal_position(i).expect("with_diagonal added every (i, i)"))
                 .collect();
-            // Lazy symbolic analyses: the LU's is only paid for if Cholesky is refused.
-            let try_cholesky = config.backend != LinearBackend::SparseLu;
-            Backend::Sparse {
-                w: SparseMatrix::zeros(pattern),
-                lu: SparseLu::new(),
-                // Simplicial: W is solved with ≥ 6 times per factorization, and on the 256²
-                // 5-point W faer's supernodal solve took 29 ms against 2.4 ms simplicial
-                // (numeric 147 vs 104 ms; ADR 0003). High-fill (3D) patterns may prefer the
-                // supernodal numeric factorization; not measured yet.
-                cholesky: SparseCholesky::new().force_simplicial(true),
-                try_cholesky,
-                chol_active: try_cholesky,
-                map,
-                diag,
+            if config.backend == LinearBackend::Krylov {
+                let k = config.krylov;
+                let solver = KrylovSolver::new(k.method, k.preconditioner, k.config(k.direct_rtol));
+                Backend::Krylov { w: SparseMatrix::zeros(pattern), solver, map, diag }
+            } else {
+                // Lazy symbolic analyses: the LU's is only paid for if Cholesky is refused.
+                let try_cholesky = config.backend != LinearBackend::SparseLu;
+                Backend::Sparse {
+                    w: SparseMatrix::zeros(pattern),
+                    lu: SparseLu::new(),
+                    // Simplicial: W is solved with ≥ 6 times per factorization, and on the 256²
+                    // 5-point W faer's supernodal solve took 29 ms against 2.4 ms simplicial
+                    // (numeric 147 vs 104 ms; ADR 0003). High-fill (3D) patterns may prefer the
+                    // supernodal numeric factorization; not measured yet.
+                    cholesky: SparseCholesky::new().force_simplicial(true),
+                    try_cholesky,
+                    chol_active: try_cholesky,
+                    map,
+                    diag,
+                }
             }
         };
         Ok(Self {
@@ -353,6 +438,16 @@ impl WMatrix {
             Backend::Dense { .. } => FactorKind::DenseLu,
             Backend::Sparse { chol_active: true, .. } => FactorKind::SparseCholesky,
             Backend::Sparse { .. } => FactorKind::SparseLu,
+            Backend::Krylov { .. } => FactorKind::Krylov,
+        }
+    }
+
+    /// Work counters of the Krylov backend's solver (Krylov iterations, assemblies), if that
+    /// is the backend.
+    pub fn krylov_stats(&self) -> Option<neurohybrid_linalg::LinearSolverStats> {
+        match &self.backend {
+            Backend::Krylov { solver, .. } => Some(solver.stats()),
+            _ => None,
         }
     }
 
@@ -432,15 +527,12 @@ impl WMatrix {
                 }
                 lu.factorize(w).is_ok()
             }
+            Backend::Krylov { w, solver, map, diag } => {
+                assemble(w, map, diag, self.jac.values(), hgamma);
+                solver.factorize(w).is_ok()
+            }
             Backend::Sparse { w, lu, cholesky, try_cholesky, chol_active, map, diag } => {
-                let wv = w.values_mut();
-                wv.fill(0.0);
-                for &d in diag.iter() {
-                    wv[d] = 1.0;
-                }
-                for (&k, &jv) in map.iter().zip(self.jac.values()) {
-                    wv[k] -= hgamma * jv;
-                }
+                assemble(w, map, diag, self.jac.values(), hgamma);
                 let mut ok = false;
                 if *try_cholesky {
                     match cholesky.factorize(w) {
@@ -497,6 +589,10 @@ impl WMatrix {
     }
 
     fn needs_refactor(&self, hgamma: f64) -> bool {
+        if matches!(self.backend, Backend::Krylov { .. }) {
+            // Assembly is O(nnz): keep W exact rather than iterate with a stale one.
+            return hgamma != self.hgamma_w;
+        }
         (hgamma / self.hgamma_w - 1.0).abs() > self.config.refactor_threshold
     }
 
@@ -512,8 +608,31 @@ impl WMatrix {
             Backend::Dense { lu, .. } => lu.solve_in_place(b),
             Backend::Sparse { cholesky, chol_active: true, .. } => cholesky.solve_in_place(b),
             Backend::Sparse { lu, .. } => lu.solve_in_place(b),
+            Backend::Krylov { solver, .. } => {
+                let rtol = self.config.krylov.direct_rtol;
+                solver.set_tolerances(rtol, 0.0).and_then(|()| solver.solve_in_place(b))
+            }
         };
         r.map_err(|_| StepFailure::SingularMatrix)
+    }
+
+    /// Like [`WMatrix::solve_in_place`], for a result that only needs one or two correct
+    /// digits (an error estimate's `W⁻¹` filter): the Krylov backend stops at the relative
+    /// residual [`KrylovW::forcing`]; direct backends solve exactly as always.
+    pub fn solve_estimate_in_place(
+        &mut self,
+        b: &mut [f64],
+        stats: &mut Stats,
+    ) -> std::result::Result<(), StepFailure> {
+        if let Backend::Krylov { solver, .. } = &mut self.backend {
+            stats.linear_solves += 1;
+            let forcing = self.config.krylov.forcing;
+            return solver
+                .set_tolerances(forcing, 0.0)
+                .and_then(|()| solver.solve_in_place(b))
+                .map_err(|_| StepFailure::SingularMatrix);
+        }
+        self.solve_in_place(b, stats)
     }
 
     /// Solves the stage equation `F(z) = 0`, whose Jacobian is `∂F/∂z = I − hγJ`
@@ -582,6 +701,64 @@ impl WMatrix {
         }
     }
 
+    /// Solves a stage equation `F(z) = z − ψ − hγ(Az + g) = 0` whose `f` is *linear* in `y`
+    /// (constant `J = A`, e.g. diffusion) with one linear solve, `z ← z − W⁻¹F(z)`, instead
+    /// of a Newton iteration: exact up to the linear solve, so no convergence test and no
+    /// second residual (ARKODE's `ARKStepSetLinear` treats declared-linear implicit parts the
+    /// same way). The Krylov backend solves to the absolute residual `κ·tol·‖scale‖₂` — the
+    /// accuracy Newton's stopping test asks of its iterate. A direct backend whose
+    /// factorization belongs to another `hγ` (reuse within the refactor threshold) would not
+    /// give the exact solution, so then this falls back to [`WMatrix::solve_stage`].
+    ///
+    /// The caller promises linearity; for a nonlinear `f` the result is one simplified-Newton
+    /// step, not a solution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn solve_linear_stage<S, R>(
+        &mut self,
+        system: &S,
+        p: &[f64],
+        t_jac: f64,
+        y_jac: &[f64],
+        hgamma: f64,
+        residual: &mut R,
+        z: &mut [f64],
+        scale: &[f64],
+        stats: &mut Stats,
+    ) -> std::result::Result<StageSolve, StepFailure>
+    where
+        S: Jacobian + ?Sized,
+        R: Residual + ?Sized,
+    {
+        self.prepare(system, t_jac, y_jac, p, hgamma, stats)?;
+        if self.hgamma_w != hgamma {
+            return self.solve_stage(system, p, t_jac, y_jac, hgamma, residual, z, scale, stats);
+        }
+        let mut b = std::mem::take(&mut self.z0);
+        residual.residual(z, &mut b);
+        b.iter_mut().for_each(|v| *v = -*v);
+        let solved = match &mut self.backend {
+            Backend::Krylov { solver, .. } => {
+                let Newton { kappa, tol, .. } = self.config.newton;
+                let scale_norm = scale.iter().map(|s| s * s).sum::<f64>().sqrt();
+                stats.linear_solves += 1;
+                solver
+                    .set_tolerances(self.config.krylov.direct_rtol, kappa * tol * scale_norm)
+                    .and_then(|()| solver.solve_in_place(&mut b))
+                    .map_err(|_| StepFailure::NewtonDivergence)
+            }
+            _ => self.solve_in_place(&mut b, stats),
+        };
+        if solved.is_ok() {
+            z.iter_mut().zip(&b).for_each(|(zi, d)| *zi += d);
+        }
+        self.z0 = b;
+        solved?;
+        if z.iter().any(|v| !v.is_finite()) {
+            return Err(StepFailure::NewtonDivergence);
+        }
+        Ok(StageSolve { iters: 1, theta: None, retried: false })
+    }
+
     fn newton_once<R: Residual + ?Sized>(
         &mut self,
         hgamma: f64,
@@ -606,6 +783,15 @@ impl WMatrix {
                 self.newton.solve(&mut scaled, cholesky, z, scale)
             }
             Backend::Sparse { lu, .. } => self.newton.solve(&mut scaled, lu, z, scale),
+            Backend::Krylov { solver, .. } => {
+                let k = self.config.krylov;
+                let Newton { kappa, tol, .. } = self.config.newton;
+                let scale_norm = scale.iter().map(|s| s * s).sum::<f64>().sqrt();
+                solver
+                    .set_tolerances(k.forcing, k.newton_factor * kappa * tol * scale_norm)
+                    .map_err(|_| StepFailure::SingularMatrix)?;
+                self.newton.solve(&mut scaled, solver, z, scale)
+            }
         };
         let outcome = outcome.map_err(|_| StepFailure::SingularMatrix)?;
         stats.linear_solves += outcome.iters;
@@ -613,6 +799,19 @@ impl WMatrix {
             NewtonStatus::Converged { iters } => Ok((iters, outcome.theta)),
             _ => Err(StepFailure::NewtonDivergence),
         }
+    }
+}
+
+/// `W = I − hγJ` in `w`'s pattern: `map[k]` is the position of `J`'s `k`-th stored value,
+/// `diag[i]` that of `(i, i)`.
+fn assemble(w: &mut SparseMatrix, map: &[usize], diag: &[usize], jac: &[f64], hgamma: f64) {
+    let wv = w.values_mut();
+    wv.fill(0.0);
+    for &d in diag {
+        wv[d] = 1.0;
+    }
+    for (&k, &jv) in map.iter().zip(jac) {
+        wv[k] -= hgamma * jv;
     }
 }
 
