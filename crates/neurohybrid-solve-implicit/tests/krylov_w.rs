@@ -84,7 +84,11 @@ fn w(backend: LinearBackend) -> WConfig {
     w
 }
 
-fn run<S: OdeSystem, St: Stepper<S>>(problem: &Problem<S>, stepper: &St, c: &PiController) -> Solution {
+fn run<S: OdeSystem, St: Stepper<S>>(
+    problem: &Problem<S>,
+    stepper: &St,
+    c: &PiController,
+) -> Solution {
     let sol = solve(problem, stepper, c, &SaveAt::Final).unwrap();
     assert!(sol.is_success(), "{:?}", sol.status());
     sol
