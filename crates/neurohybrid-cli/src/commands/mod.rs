@@ -92,6 +92,8 @@ pub fn run(command: &Command, ctx: &Ctx) -> Result<()> {
             Disease::Glioma => glioma::demo(ctx),
             // ALZHEIMER (2/2): `Disease::Alzheimer => alzheimer::demo(ctx),` and likewise below.
             // STROKE (2/2): `Disease::Stroke => stroke::demo(ctx),` and likewise below.
+            // Reachable while a disease is not wired in.
+            #[allow(unreachable_patterns)]
             other => Err(not_built(*other)),
         },
         Command::Simulate { scenario, disease } => match disease {
@@ -111,6 +113,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Result<()> {
             for d in diseases {
                 let mut c = match d {
                     Disease::Glioma => glioma::validate(ctx, *fast)?,
+                    #[allow(unreachable_patterns)]
                     other => return Err(not_built(other)),
                 };
                 for case in &c {

@@ -7,6 +7,7 @@
 pub mod calibration;
 pub mod resume;
 pub mod spiral;
+pub mod ude_lv;
 
 use crate::Case;
 
@@ -15,6 +16,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     #[allow(unused_mut)]
     let mut cases: Vec<Case> = Vec::new();
     // One line per module: cases.extend(module::run(fast));
+    cases.extend(ude_lv::run(fast));
     cases.extend(spiral::run(fast));
     cases.extend(calibration::run(fast));
     cases.extend(resume::run(fast));
