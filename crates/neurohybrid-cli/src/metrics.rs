@@ -190,13 +190,13 @@ impl Metrics {
         Ok(())
     }
 
-    /// Column names of the metrics table: the two required numbers, then every extra number
-    /// that some model has (sorted).
+    /// Column names of the metrics table: the two required numbers, then the other
+    /// `heldout_*` numbers, then every further number that some model has (each group sorted).
     pub fn table_columns(&self) -> Vec<String> {
         let mut cols = vec!["heldout_rmse".to_owned(), "heldout_dice".to_owned()];
         let mut extra: Vec<&String> =
             self.models.iter().iter().flat_map(|(_, m)| m.extra.keys()).collect();
-        extra.sort();
+        extra.sort_by_key(|k| (!k.starts_with("heldout_"), k.as_str()));
         extra.dedup();
         cols.extend(extra.into_iter().cloned());
         cols
@@ -216,7 +216,7 @@ impl Metrics {
                             "heldout_dice" => m.heldout_dice,
                             other => m.extra.get(other).copied(),
                         };
-                        v.map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"))
+                        v.map_or_else(|| "-".to_owned(), fmt_cell)
                     })
                     .collect();
                 (*name, cells)
@@ -266,6 +266,11 @@ impl Metrics {
         }
         lines
     }
+}
+
+/// Integers (counts) without decimals, everything else with four.
+fn fmt_cell(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e9 { format!("{v:.0}") } else { format!("{v:.4}") }
 }
 
 fn parameter_line(p: &str, v: &Parameter) -> String {
@@ -385,9 +390,9 @@ mod tests {
         assert!(lines[0].starts_with("model") && lines[0].contains("volume_error"));
         assert!(lines[1].starts_with("mechanistic") && lines[1].contains("0.0400"));
         assert!(lines[2].starts_with("neural") && lines[2].trim_end().ends_with('-'));
-        assert!(t.contains(
-            "\nD_w = 0.1100 [0.09000, 0.1300] mm^2/day (95 % interval, truth 0.1200)"
-        ));
+        assert!(
+            t.contains("\nD_w = 0.1100 [0.09000, 0.1300] mm^2/day (95 % interval, truth 0.1200)")
+        );
         assert!(t.contains("mechanistic D_w = 0.1100"));
     }
 }
