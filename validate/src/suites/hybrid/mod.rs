@@ -5,6 +5,7 @@
 //! Each case lives in its own module; `run` concatenates them in a fixed order.
 
 pub mod calibration;
+pub mod fkpp_ude;
 pub mod resume;
 pub mod spiral;
 pub mod ude_lv;
@@ -18,6 +19,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     // One line per module: cases.extend(module::run(fast));
     cases.extend(ude_lv::run(fast));
     cases.extend(spiral::run(fast));
+    cases.extend(fkpp_ude::run(fast));
     cases.extend(calibration::run(fast));
     cases.extend(resume::run(fast));
     let _ = fast;
