@@ -380,3 +380,47 @@ fn laplace_intervals_cover_the_truth_about_95_percent_of_the_time() {
         assert!((0.91..=0.985).contains(&frac), "coverage {frac}");
     }
 }
+
+#[test]
+fn partially_observed_system_jacobian_matches_finite_differences() {
+    use neurohybrid_testkit::LotkaVolterra;
+    // Only the prey is observed; two parameters and the predator's initial state calibrated.
+    let problem =
+        Problem::new(LotkaVolterra::default(), [1.0, 1.0], [1.5, 1.0, 3.0, 1.0], (0.0, 3.0));
+    let times = vec![0.5, 1.0, 2.0, 3.0];
+    let model =
+        OdeResiduals::new(problem, Tsit5, PiController::new(1e-11, 1e-13), times, vec![0.0; 8])
+            .unwrap()
+            .observed(vec![0], vec![1.0, 0.8, 0.6, 1.1])
+            .unwrap()
+            .sigma_per_component(vec![0.05])
+            .unwrap()
+            .calibrate(vec![0, 3], vec![1])
+            .unwrap();
+    assert_eq!((model.n_params(), model.n_residuals()), (3, 4));
+    assert_eq!(model.theta(), vec![1.5, 1.0, 1.0]);
+    let theta = [1.4, 1.1, 0.9];
+    let (mut r, mut jac) = (vec![0.0; 4], vec![0.0; 12]);
+    model.jacobian(&theta, &mut r, &mut jac).unwrap();
+    let mut r2 = vec![0.0; 4];
+    model.residuals(&theta, &mut r2).unwrap();
+    for (a, b) in r.iter().zip(&r2) {
+        assert!((a - b).abs() < 1e-7, "{a} vs {b}");
+    }
+    let fd = fd_jacobian(&model, &theta);
+    for (a, b) in jac.iter().zip(&fd) {
+        assert!((a - b).abs() < 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    // Bad indices and lengths are named errors.
+    let problem =
+        Problem::new(LotkaVolterra::default(), [1.0, 1.0], [1.5, 1.0, 3.0, 1.0], (0.0, 3.0));
+    let base =
+        OdeResiduals::new(problem, Tsit5, PiController::new(1e-8, 1e-10), vec![1.0], vec![0.0; 2])
+            .unwrap();
+    assert!(matches!(base.calibrate(vec![4], vec![]), Err(HybridError::InvalidConfig { .. })));
+    let problem =
+        Problem::new(LotkaVolterra::default(), [1.0, 1.0], [1.5, 1.0, 3.0, 1.0], (0.0, 3.0));
+    let short =
+        OdeResiduals::new(problem, Tsit5, PiController::new(1e-8, 1e-10), vec![1.0], vec![0.0]);
+    assert!(matches!(short, Err(HybridError::LengthMismatch { .. })));
+}
