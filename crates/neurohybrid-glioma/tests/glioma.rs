@@ -73,11 +73,15 @@ fn seed_outside_the_brain_is_refused() {
     // Far outside the head.
     let text = BASE.replace("[-30.0, -10.0]", "[500.0, 0.0]");
     assert!(matches!(Scenario::from_toml_str(&text), Err(GliomaError::SeedOutsideBrain { .. })));
-    // Inside the head but in the subarachnoid CSF layer (normalized radius ≈ 1.04).
-    let semi = 0.4 * 24.0 * 8.0;
-    let text = BASE.replace("[-30.0, -10.0]", &format!("[{:.3}, 0.0]", 1.04 * semi));
+    // Inside the head but in a CSF-filled ventricle (centre at x = 0.16 a, y = 0.05 b of the
+    // phantom; a = b = 0.4 · 64 · 3 mm).
+    let a = 0.4 * 64.0 * 3.0;
+    let text = BASE
+        .replace("shape = [24, 24]", "shape = [64, 64]")
+        .replace("spacing_mm = 8.0", "spacing_mm = 3.0")
+        .replace("[-30.0, -10.0]", &format!("[{:.3}, {:.3}]", 0.16 * a, 0.05 * a));
     match Scenario::from_toml_str(&text) {
-        Err(GliomaError::SeedOutsideBrain { reason, .. }) => assert!(reason.contains("fluid") || reason.contains("no intracranial")),
+        Err(GliomaError::SeedOutsideBrain { reason, .. }) => assert!(reason.contains("fluid"), "{reason}"),
         other => panic!("expected SeedOutsideBrain, got {other:?}"),
     }
 }
@@ -295,4 +299,49 @@ fn simulate_reports_growth_and_segmentations() {
     let n_box = sim.grid.shape.iter().product::<usize>();
     assert!(sim.segmentation.iter().all(|s| s.len() == n_box));
     assert!(sim.segmentation[2].iter().any(|&l| l == 2), "an enhancing core by day 180");
+}
+
+/// The hybrid with a zero output layer is exactly the mechanistic model, and its VJP is the
+/// transpose of its JVP (`⟨w, J v⟩ = ⟨Jᵀ w, v⟩` in state and parameters), gate included.
+#[test]
+fn hybrid_starts_as_the_mechanistic_model_with_consistent_derivatives() {
+    use neurohybrid_glioma::hybrid::{hybrid_parallel, residual_mlp};
+    use neurohybrid_nn::{Init, initialize};
+    use neurohybrid_system::{Jvp, Vjp};
+    let s = base();
+    let anatomy = Anatomy::build(&s.anatomy).unwrap();
+    let hyb = hybrid_parallel(&s, &anatomy, 6).unwrap();
+    let (diff, react) = parts(&s, &anatomy, None).unwrap();
+    let mech = Sum::new(diff, react).unwrap();
+    let n = anatomy.n();
+    let net = residual_mlp(6).unwrap();
+    let mut w = initialize(&net, Init::GlorotUniform, 3);
+    let theta = [0.3, 0.04, -30.0, -10.0];
+    let y: Vec<f64> = (0..n).map(|i| 0.5 + 0.4 * ((i as f64) * 0.37).sin()).collect();
+    // Zero output layer → identical right-hand sides.
+    let mut w0 = w.clone();
+    let blocks = neurohybrid_nn::Layer::param_blocks(&net);
+    for b in &blocks[blocks.len() - 2..] {
+        w0[b.range()].fill(0.0);
+    }
+    let p0: Vec<f64> = theta.iter().copied().chain(w0).collect();
+    let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+    hyb.rhs(0.0, &y, &p0, &mut a);
+    mech.rhs(0.0, &y, &theta, &mut b);
+    assert_eq!(a, b);
+    // Dot-product test with a nonzero network.
+    w.iter_mut().for_each(|x| *x *= 0.5);
+    let p: Vec<f64> = theta.iter().copied().chain(w).collect();
+    let m = p.len();
+    let v_y: Vec<f64> = (0..n).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
+    let v_p: Vec<f64> = (0..m).map(|j| ((j * 3) % 7) as f64 * 0.1 - 0.3).collect();
+    let wv: Vec<f64> = (0..n).map(|i| ((i * 11) % 3) as f64 - 1.0).collect();
+    let mut jv = vec![0.0; n];
+    hyb.jvp(0.0, &y, &p, &v_y, &v_p, &mut jv);
+    let (mut w_y, mut w_p) = (vec![0.0; n], vec![0.0; m]);
+    hyb.vjp(0.0, &y, &p, &wv, &mut w_y, &mut w_p);
+    let lhs: f64 = wv.iter().zip(&jv).map(|(a, b)| a * b).sum();
+    let rhs: f64 = w_y.iter().zip(&v_y).map(|(a, b)| a * b).sum::<f64>()
+        + w_p.iter().zip(&v_p).map(|(a, b)| a * b).sum::<f64>();
+    assert!((lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
 }
