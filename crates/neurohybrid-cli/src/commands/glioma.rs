@@ -15,7 +15,8 @@ use crate::error::{CliError, Result};
 use crate::metrics::{Metrics, ModelMetrics, Models, Parameter};
 use crate::output::OutputDir;
 use crate::plot::{
-    BarChart, Field2d, Figure, Heatmap, LinePlot, LineStyle, Panel, RED, Series, WHITE, palette,
+    BarChart, Field2d, Figure, Heatmap, Legend, LinePlot, LineStyle, Panel, RED, Series, WHITE,
+    palette,
 };
 use crate::progress::StageBars;
 
@@ -326,15 +327,18 @@ fn write_demo_figures(out: &mut OutputDir, r: &DemoReport) -> Result<()> {
     // Per-scan trajectories.
     let last_fit = r.days[r.n_training.saturating_sub(1).min(r.days.len() - 1)];
     let mut size = LinePlot::new("tumour size", "day", size_label(&r.grid))
+        .legend(Legend::UpperLeft)
         .vline(last_fit, "last fitted scan");
     let truth_size: Vec<f64> =
         r.truth_segmentation.iter().map(|s| tumour_size(&r.grid, s)).collect();
     size = size.series(
         Series::new("truth", r.days.clone(), truth_size).color(RED).style(LineStyle::LineMarkers),
     );
-    let mut rmse =
-        LinePlot::new("density RMSE per scan", "day", "RMSE").vline(last_fit, "last fitted scan");
+    let mut rmse = LinePlot::new("density RMSE per scan", "day", "RMSE")
+        .legend(Legend::UpperLeft)
+        .vline(last_fit, "last fitted scan");
     let mut dice = LinePlot::new("Dice per scan", "day", "Dice")
+        .legend(Legend::LowerLeft)
         .y_range(0.0, 1.0)
         .vline(last_fit, "last fitted scan");
     for (i, m) in r.models.iter().enumerate() {

@@ -29,6 +29,7 @@ use crate::progress::Progress;
 pub mod glioma;
 // ALZHEIMER (1/2): `pub mod alzheimer;`
 // STROKE (1/2): `pub mod stroke;`
+pub mod stroke;
 
 /// What every command gets: the global flags and the progress bars.
 #[derive(Debug)]
@@ -92,6 +93,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Result<()> {
             Disease::Glioma => glioma::demo(ctx),
             // ALZHEIMER (2/2): `Disease::Alzheimer => alzheimer::demo(ctx),` and likewise below.
             // STROKE (2/2): `Disease::Stroke => stroke::demo(ctx),` and likewise below.
+            Disease::Stroke => stroke::demo(ctx),
             // Reachable while a disease is not wired in.
             #[allow(unreachable_patterns)]
             other => Err(not_built(*other)),
@@ -113,6 +115,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Result<()> {
             for d in diseases {
                 let mut c = match d {
                     Disease::Glioma => glioma::validate(ctx, *fast)?,
+                    Disease::Stroke => stroke::validate(ctx, *fast)?,
                     #[allow(unreachable_patterns)]
                     other => return Err(not_built(other)),
                 };
@@ -135,7 +138,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Result<()> {
 
 /// The diseases this binary has commands for.
 pub fn built() -> &'static [Disease] {
-    &[Disease::Glioma]
+    &[Disease::Glioma, Disease::Stroke]
 }
 
 fn not_built(d: Disease) -> CliError {

@@ -79,7 +79,8 @@ impl BarChart {
         if hi <= lo {
             hi = lo + 1.0;
         }
-        let top = hi + 0.15 * (hi - lo);
+        // Headroom for the value labels and the legend above the tallest bar.
+        let top = hi + 0.4 * (hi - lo);
         let bottom = if lo < 0.0 { lo - 0.05 * (hi - lo) } else { 0.0 };
         let n_groups = self.groups.len();
         let mut chart = ChartBuilder::on(area)
@@ -143,7 +144,7 @@ impl BarChart {
             ))
             .map_err(backend_err)?;
         }
-        super::draw_legend(&mut chart)?;
+        super::draw_legend(&mut chart, super::Legend::UpperRight)?;
         Ok(())
     }
 }

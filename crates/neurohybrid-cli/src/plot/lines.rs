@@ -4,7 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{PlotError, backend_err, fmt_num, input_err, palette, text_style};
+use super::{Legend, PlotError, backend_err, fmt_num, input_err, palette, text_style};
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,6 +80,8 @@ pub struct LinePlot {
     pub vlines: Vec<(f64, String)>,
     /// Fixed y range (in data units, also on a log axis); `None` fits the data.
     pub y_range: Option<(f64, f64)>,
+    /// Legend corner.
+    pub legend: Legend,
 }
 
 impl LinePlot {
@@ -97,6 +99,7 @@ impl LinePlot {
             series: Vec::new(),
             vlines: Vec::new(),
             y_range: None,
+            legend: Legend::default(),
         }
     }
 
@@ -115,6 +118,12 @@ impl LinePlot {
     /// Adds a labelled vertical line at `x`.
     pub fn vline(mut self, x: f64, label: impl Into<String>) -> Self {
         self.vlines.push((x, label.into()));
+        self
+    }
+
+    /// Puts the legend in another corner.
+    pub fn legend(mut self, corner: Legend) -> Self {
+        self.legend = corner;
         self
     }
 
@@ -292,13 +301,14 @@ impl LinePlot {
             chart
                 .draw_series(std::iter::once(Text::new(
                     label.clone(),
-                    (*x, y1),
+                    // Just right of the line, just below the top edge.
+                    (*x + 0.01 * (x1 - x0), y1 - 0.02 * (y1 - y0)),
                     text_style(11).color(&RGBColor(70, 70, 70)),
                 )))
                 .map_err(backend_err)?;
         }
         if self.series.iter().any(|s| !s.name.is_empty()) {
-            super::draw_legend(&mut chart)?;
+            super::draw_legend(&mut chart, self.legend)?;
         }
         Ok(())
     }

@@ -37,6 +37,7 @@ pub use colormap::Colormap;
 pub use graph::GraphPlot;
 pub use heatmap::{Contour, Field2d, Heatmap, iso_segments};
 pub use lines::{LinePlot, LineStyle, Series};
+// `Legend` is defined below (shared by line and bar charts).
 pub use plotters::style::RGBColor;
 
 use plotters::coord::Shift;
@@ -321,13 +322,34 @@ pub(crate) fn draw_title(
     Ok(26)
 }
 
-/// The series legend in the upper right corner of a chart.
+/// Where a chart's series legend goes (pick the corner the data leave empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Legend {
+    /// Upper right (the default).
+    #[default]
+    UpperRight,
+    /// Upper left (curves that grow to the right).
+    UpperLeft,
+    /// Lower right.
+    LowerRight,
+    /// Lower left (curves that fall to the right, Dice near 1).
+    LowerLeft,
+}
+
+/// The series legend in a corner of a chart.
 pub(crate) fn draw_legend<'a, 'b: 'a>(
     chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    corner: Legend,
 ) -> Result<(), PlotError> {
+    let position = match corner {
+        Legend::UpperRight => SeriesLabelPosition::UpperRight,
+        Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
+        Legend::LowerRight => SeriesLabelPosition::LowerRight,
+        Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
+    };
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(text_style(11))

@@ -4,6 +4,7 @@
 //! `--fast` (CI without downloads), and as failed in a full run. One module per disease.
 
 pub mod alzheimer;
+pub mod stroke;
 
 use crate::Case;
 
@@ -13,6 +14,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     let mut cases: Vec<Case> = Vec::new();
     // One line per module: cases.extend(module::run(fast));
     cases.extend(alzheimer::run(fast));
+    cases.extend(stroke::run(fast));
     let _ = fast;
     cases
 }
