@@ -89,20 +89,19 @@ impl OdeSystem for FisherKpp {
 
 impl Vjp for FisherKpp {
     fn vjp(&self, _t: f64, y: &[f64], p: &[f64], w: &[f64], w_y: &mut [f64], w_p: &mut [f64]) {
-        // Δ is symmetric: wᵀ(DΔ) = D Δw.
+        // Δ is symmetric: wᵀ(DΔ) = D Δw, and wᵀ Δu = (Δw)ᵀ u, read from Δw in the same pass
+        // before it is overwritten (one stencil pass per VJP).
         laplacian(w, w_y);
         let (d, rho) = (p[0], p[1]);
-        let mut g_rho = 0.0;
+        let (mut g_d, mut g_rho) = (0.0, 0.0);
         for ((o, u), w) in w_y.iter_mut().zip(y).zip(w) {
-            *o = d * *o + rho * (1.0 - 2.0 * u) * w;
+            g_d += *o * u;
             g_rho += w * u * (1.0 - u);
+            *o = d * *o + rho * (1.0 - 2.0 * u) * w;
         }
-        if !w_p.is_empty() {
-            // wᵀ Δu = (Δw)ᵀ u: reuse Δw instead of a second stencil pass.
-            let lw = &mut *self.scratch.borrow_mut();
-            laplacian(w, lw);
-            w_p[0] = lw.iter().zip(y).map(|(a, b)| a * b).sum();
-            w_p[1] = g_rho;
+        if let [wd, wr] = w_p {
+            *wd = g_d;
+            *wr = g_rho;
         }
     }
 }
@@ -115,14 +114,31 @@ impl Jvp for FisherKpp {
             .zip(y)
             .zip(v_y)
             .for_each(|((o, u), v)| *o = d * *o + rho * (1.0 - 2.0 * u) * v);
-        if let [vd, vr] = *v_p {
-            let lu = &mut *self.scratch.borrow_mut();
-            laplacian(y, lu);
-            for ((o, u), l) in out.iter_mut().zip(y).zip(lu.iter()) {
-                *o += vd * l + vr * u * (1.0 - u);
+        match *v_p {
+            // ∂f/∂D = Δu needs a stencil pass; ∂f/∂ρ = u(1 − u) does not.
+            [vd, vr] if vd != 0.0 => {
+                let lu = &mut *self.scratch.borrow_mut();
+                laplacian(y, lu);
+                for ((o, u), l) in out.iter_mut().zip(y).zip(lu.iter()) {
+                    *o += vd * l + vr * u * (1.0 - u);
+                }
             }
+            [_, vr] if vr != 0.0 => {
+                out.iter_mut().zip(y).for_each(|(o, u)| *o += vr * u * (1.0 - u));
+            }
+            _ => {}
         }
     }
+}
+
+/// User + system CPU time of this process (Linux `/proc/self/stat`, clock ticks of 10 ms),
+/// which contention from other processes inflates far less than wall time.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // Fields after the command: state(skipped, not numeric) ppid … utime(14) stime(15).
+    f.get(10).copied().unwrap_or(0.0) / 100.0 + f.get(11).copied().unwrap_or(0.0) / 100.0
 }
 
 fn seed() -> Vec<f64> {
@@ -170,6 +186,29 @@ fn main() {
         ga.dl_dp,
         ga.memory
     );
+
+    // `W2_PROFILE=forward|sens|adjoint[:iterations]`: run one workload only (for callgrind /
+    // perf on this loaded machine) and print its CPU time per iteration.
+    if let Ok(spec) = std::env::var("W2_PROFILE") {
+        let (what, iters) = spec.split_once(':').unwrap_or((spec.as_str(), "20"));
+        let iters: usize = iters.parse().unwrap_or(20);
+        let cpu0 = cpu_seconds();
+        let wall0 = std::time::Instant::now();
+        for _ in 0..iters {
+            match what {
+                "forward" => drop(black_box(run_fwd())),
+                "sens" => drop(black_box(run_sens())),
+                _ => drop(black_box(run_adj())),
+            }
+        }
+        let per = |x: f64| x / iters as f64 * 1e3;
+        eprintln!(
+            "w2 profile {what}: {:.3} ms CPU, {:.3} ms wall per iteration",
+            per(cpu_seconds() - cpu0),
+            per(wall0.elapsed().as_secs_f64())
+        );
+        return;
+    }
 
     let mut c = Criterion::default()
         .sample_size(10)
