@@ -424,3 +424,88 @@ fn partially_observed_system_jacobian_matches_finite_differences() {
         OdeResiduals::new(problem, Tsit5, PiController::new(1e-8, 1e-10), vec![1.0], vec![0.0]);
     assert!(matches!(short, Err(HybridError::LengthMismatch { .. })));
 }
+
+/// Robertson's kinetics (rate constants 0.04, 3·10⁷, 10⁴: stiffness ratio ~10¹¹ at t = 40)
+/// with the augmented sensitivity system integrated by an implicit stepper, which needs the
+/// augmented system's Jacobian (solve's `SensitivitySystem`: block lower triangular).
+fn robertson_residuals<St>(
+    stepper: St,
+    data: Vec<f64>,
+) -> OdeResiduals<neurohybrid_testkit::Robertson, St, PiController> {
+    let problem = Problem::new(
+        neurohybrid_testkit::Robertson::default(),
+        [1.0, 0.0, 0.0],
+        [0.04, 3e7, 1e4],
+        (0.0, 40.0),
+    );
+    let times = vec![0.4, 4.0, 10.0, 20.0, 40.0];
+    OdeResiduals::new(problem, stepper, PiController::new(1e-9, 1e-12), times, vec![0.0; 15])
+        .unwrap()
+        .observed(vec![0, 2], data)
+        .unwrap()
+        .sigma(1e-3)
+        .unwrap()
+        .calibrate(vec![0, 2], vec![])
+        .unwrap()
+}
+
+#[test]
+fn stiff_calibration_with_an_implicit_stepper_jacobian_and_recovery() {
+    use neurohybrid_solve_implicit::{Bdf, Rodas4, Tolerances};
+    let truth = [0.04, 1e4];
+    // Synthetic data: the model at the truth (solved tightly) plus σ = 10⁻³ noise.
+    let clean = robertson_residuals(Rodas4::new().autonomous(), vec![0.0; 10]);
+    let mut y = vec![0.0; 10];
+    clean.residuals(&truth, &mut y).unwrap();
+    let mut rng = SplitMix64::new(41);
+    let data: Vec<f64> = y.iter().map(|r| r * 1e-3 + 1e-3 * rng.normal()).collect();
+
+    let model = robertson_residuals(Rodas4::new().autonomous(), data.clone());
+    // Jacobian vs central differences with relative steps (k1 and k3 differ by 10⁵);
+    // measured: 1.6e-7 of the column's largest entry.
+    let theta = [0.05, 8e3];
+    let (mut r, mut jac) = (vec![0.0; 10], vec![0.0; 20]);
+    model.jacobian(&theta, &mut r, &mut jac).unwrap();
+    let (mut rp, mut rm) = (vec![0.0; 10], vec![0.0; 10]);
+    for j in 0..2 {
+        let h = 1e-4 * theta[j];
+        let (mut tp, mut tm) = (theta, theta);
+        tp[j] += h;
+        tm[j] -= h;
+        model.residuals(&tp, &mut rp).unwrap();
+        model.residuals(&tm, &mut rm).unwrap();
+        for i in 0..10 {
+            let fd = (rp[i] - rm[i]) / (2.0 * h);
+            let scale = jac.iter().skip(j).step_by(2).fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(
+                (jac[i * 2 + j] - fd).abs() <= 1e-5 * scale,
+                "({i}, {j}): {} vs {fd}",
+                jac[i * 2 + j]
+            );
+        }
+    }
+    // The residuals of the augmented solve are those of the plain solve.
+    model.residuals(&theta, &mut rp).unwrap();
+    for (a, b) in r.iter().zip(&rp) {
+        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+    }
+    // BDF (its Newton tolerances = the controller's) gives the same Jacobian (measured 3e-9).
+    let bdf = robertson_residuals(Bdf::new(Tolerances::new(1e-9, 1e-12)), data.clone());
+    let mut jac_bdf = vec![0.0; 20];
+    bdf.jacobian(&theta, &mut rp, &mut jac_bdf).unwrap();
+    for j in 0..2 {
+        let scale = jac.iter().skip(j).step_by(2).fold(0.0f64, |m, v| m.max(v.abs()));
+        for i in 0..10 {
+            assert!((jac[i * 2 + j] - jac_bdf[i * 2 + j]).abs() <= 1e-6 * scale);
+        }
+    }
+    // Recovery from 25 % / 20 % off, in log space.
+    let cal =
+        Calibrator::new(vec![Transform::Log, Transform::Log]).calibrate(&model, &theta).unwrap();
+    assert!(cal.converged, "{:?} after {}: {:?}", cal.status, cal.iterations, cal.theta);
+    for i in 0..2 {
+        let z = (cal.theta[i] - truth[i]) / cal.std[i];
+        assert!(z.abs() < 4.0, "{i}: {} ± {} (truth {})", cal.theta[i], cal.std[i], truth[i]);
+        assert!(cal.std[i] < 0.05 * truth[i]);
+    }
+}

@@ -4,18 +4,18 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use neurohybrid_solve::sensitivity::{Column, SensitivitySystem};
 use neurohybrid_solve::{Impulse, Problem, SaveAt, StepSizeController, Stepper, solve};
 use neurohybrid_system::{Jvp, OdeSystem};
 
 use super::{ResidualModel, check_len};
 use crate::error::{HybridError, Result};
 
-/// One calibrated quantity of an [`OdeResiduals`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Param(usize),
-    InitialState(usize),
-}
+/// The augmented system `[y; v_1; …; v_c]` that [`OdeResiduals`] integrates for its Jacobian:
+/// `neurohybrid_solve::sensitivity::SensitivitySystem` itself (the one implementation of the
+/// forward-sensitivity equations, with its block lower-triangular Jacobian for implicit
+/// steppers). The alias keeps the name this crate exported before it reused solve's type.
+pub type TangentSystem<'a, S> = SensitivitySystem<'a, S>;
 
 /// Residuals of an ODE [`Problem`] observed at fixed times:
 /// `r_{k,i} = (y_{obs_i}(t_k; θ) − data_{k,i}) / σ_i` over the unmasked observations, where `θ`
@@ -27,6 +27,10 @@ enum Target {
 /// through [`Impulse::jvp`]. That costs a solve of `n·(1 + c)` states for `c` quantities — the
 /// right method for the handful of parameters calibration is about. Use a scalar `atol` in the
 /// controller (the augmented state is longer than `n`).
+///
+/// The augmented system is solve's [`SensitivitySystem`]; when the model has a
+/// [`neurohybrid_system::Jacobian`], so does the augmented system, and implicit steppers
+/// (BDF, ESDIRK, Rodas4) calibrate stiff models.
 pub struct OdeResiduals<S, St, C> {
     problem: RefCell<Problem<S>>,
     stepper: St,
@@ -35,9 +39,14 @@ pub struct OdeResiduals<S, St, C> {
     observed: Vec<usize>,
     data: Vec<f64>,
     inv_sigma: Vec<f64>,
+    /// `times` as the save schedule (built once, not per solve).
+    save_at: SaveAt,
     /// Flat indices `k·n_obs + i` of the observations that are present.
     present: Vec<usize>,
-    targets: Vec<Target>,
+    targets: Vec<Column>,
+    /// Per target, the parameter tangent `e_j` (empty for an initial-state column), shared by
+    /// the impulse maps of the augmented problem.
+    v_p: Arc<Vec<Vec<f64>>>,
 }
 
 impl<S, St, C> std::fmt::Debug for OdeResiduals<S, St, C> {
@@ -65,6 +74,7 @@ impl<S: OdeSystem, St, C> OdeResiduals<S, St, C> {
         let m = problem.system().n_params();
         check_len("initial state", n, problem.y0().len())?;
         check_len("parameters", m, problem.params().len())?;
+        let save_at = SaveAt::Times(times.clone());
         let mut me = OdeResiduals {
             problem: RefCell::new(problem),
             stepper,
@@ -73,9 +83,12 @@ impl<S: OdeSystem, St, C> OdeResiduals<S, St, C> {
             observed: (0..n).collect(),
             data,
             inv_sigma: vec![1.0; n],
+            save_at,
             present: Vec::new(),
-            targets: (0..m).map(Target::Param).collect(),
+            targets: Vec::new(),
+            v_p: Arc::default(),
         };
+        me.set_targets((0..m).map(Column::Param).collect());
         me.refresh(None)?;
         Ok(me)
     }
@@ -147,12 +160,31 @@ impl<S: OdeSystem, St, C> OdeResiduals<S, St, C> {
                 message: format!("{bad} is not below n_states = {n}"),
             });
         }
-        self.targets = params
-            .into_iter()
-            .map(Target::Param)
-            .chain(y0.into_iter().map(Target::InitialState))
-            .collect();
+        self.set_targets(
+            params
+                .into_iter()
+                .map(Column::Param)
+                .chain(y0.into_iter().map(Column::InitialState))
+                .collect(),
+        );
         Ok(self)
+    }
+
+    fn set_targets(&mut self, targets: Vec<Column>) {
+        let m = self.problem.borrow().system().n_params();
+        let v_p = targets
+            .iter()
+            .map(|t| match *t {
+                Column::Param(j) => {
+                    let mut e = vec![0.0; m];
+                    e[j] = 1.0;
+                    e
+                }
+                Column::InitialState(_) => Vec::new(),
+            })
+            .collect();
+        self.v_p = Arc::new(v_p);
+        self.targets = targets;
     }
 
     /// The current value of `θ` in the problem (a natural starting point, or the truth of a
@@ -162,8 +194,8 @@ impl<S: OdeSystem, St, C> OdeResiduals<S, St, C> {
         self.targets
             .iter()
             .map(|t| match *t {
-                Target::Param(j) => pb.params()[j],
-                Target::InitialState(i) => pb.y0()[i],
+                Column::Param(j) => pb.params()[j],
+                Column::InitialState(i) => pb.y0()[i],
             })
             .collect()
     }
@@ -190,8 +222,8 @@ impl<S: OdeSystem, St, C> OdeResiduals<S, St, C> {
         let mut pb = self.problem.borrow_mut();
         for (t, &v) in self.targets.iter().zip(theta) {
             match *t {
-                Target::Param(j) => pb.params_mut()[j] = v,
-                Target::InitialState(i) => pb.y0_mut()[i] = v,
+                Column::Param(j) => pb.params_mut()[j] = v,
+                Column::InitialState(i) => pb.y0_mut()[i] = v,
             }
         }
         Ok(())
@@ -216,7 +248,7 @@ fn solve_failed(status: neurohybrid_solve::Status) -> HybridError {
 impl<S, St, C> ResidualModel for OdeResiduals<S, St, C>
 where
     S: Jvp,
-    St: Stepper<S> + for<'a> Stepper<TangentSystem<'a, S>>,
+    St: Stepper<S> + for<'a> Stepper<SensitivitySystem<'a, S>>,
     C: StepSizeController,
 {
     fn n_params(&self) -> usize {
@@ -231,7 +263,7 @@ where
         check_len("residuals", self.present.len(), r.len())?;
         self.set_theta(theta)?;
         let pb = self.problem.borrow();
-        let sol = solve(&*pb, &self.stepper, &self.controller, &SaveAt::Times(self.times.clone()))?;
+        let sol = solve(&*pb, &self.stepper, &self.controller, &self.save_at)?;
         if !sol.is_success() {
             return Err(solve_failed(sol.status()));
         }
@@ -246,36 +278,21 @@ where
         self.set_theta(theta)?;
         let pb = self.problem.borrow();
         let sys = pb.system();
-        let (n, m) = (sys.n_states(), sys.n_params());
-        let v_p: Vec<Vec<f64>> = self
-            .targets
-            .iter()
-            .map(|t| match *t {
-                Target::Param(j) => {
-                    let mut e = vec![0.0; m];
-                    e[j] = 1.0;
-                    e
-                }
-                Target::InitialState(_) => Vec::new(),
-            })
-            .collect();
-        let v_p = Arc::new(v_p);
-        let tangent = TangentSystem { system: sys, n, v_p: Arc::clone(&v_p) };
-        let mut z0 = vec![0.0; n * (1 + c)];
-        z0[..n].copy_from_slice(pb.y0());
-        for (col, t) in self.targets.iter().enumerate() {
-            if let Target::InitialState(i) = *t {
-                z0[n * (1 + col) + i] = 1.0;
-            }
-        }
+        let n = sys.n_states();
+        let tangent = SensitivitySystem::new(sys, self.targets.clone());
+        let z0 = tangent.initial_state(pb.y0());
         let mut aug = Problem::new(tangent, z0, pb.params().to_vec(), pb.t_span());
         for imp in pb.impulses() {
             aug.push_impulse(
                 imp.t,
-                Arc::new(TangentImpulse { map: Arc::clone(&imp.map), n, v_p: Arc::clone(&v_p) }),
+                Arc::new(TangentImpulse {
+                    map: Arc::clone(&imp.map),
+                    n,
+                    v_p: Arc::clone(&self.v_p),
+                }),
             );
         }
-        let sol = solve(&aug, &self.stepper, &self.controller, &SaveAt::Times(self.times.clone()))?;
+        let sol = solve(&aug, &self.stepper, &self.controller, &self.save_at)?;
         if !sol.is_success() {
             return Err(solve_failed(sol.status()));
         }
@@ -291,46 +308,6 @@ where
             }
         }
         Ok(())
-    }
-}
-
-/// The state with tangent columns, `[y; v_1; …; v_c]`, `v_j' = ∂f/∂y v_j + ∂f/∂p e_j`: the
-/// forward-sensitivity system of [`OdeResiduals`], with arbitrary parameter directions (an empty
-/// direction is a zero parameter tangent, for initial-state columns).
-///
-/// `neurohybrid_solve::sensitivity::SensitivitySystem` is the same system, but its column type
-/// is not exported, and [`OdeResiduals`] needs the columns themselves (the Jacobian), not their
-/// contraction with a loss cotangent.
-pub struct TangentSystem<'a, S: ?Sized> {
-    system: &'a S,
-    n: usize,
-    v_p: Arc<Vec<Vec<f64>>>,
-}
-
-impl<S: ?Sized> std::fmt::Debug for TangentSystem<'_, S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TangentSystem")
-            .field("n", &self.n)
-            .field("columns", &self.v_p.len())
-            .finish()
-    }
-}
-
-impl<S: Jvp + ?Sized> OdeSystem for TangentSystem<'_, S> {
-    fn n_states(&self) -> usize {
-        self.n * (1 + self.v_p.len())
-    }
-    fn n_params(&self) -> usize {
-        self.system.n_params()
-    }
-    fn rhs(&self, t: f64, z: &[f64], p: &[f64], dz: &mut [f64]) {
-        let n = self.n;
-        let (y, s) = z.split_at(n);
-        let (dy, ds) = dz.split_at_mut(n);
-        self.system.rhs(t, y, p, dy);
-        for ((sc, dsc), vp) in s.chunks_exact(n).zip(ds.chunks_exact_mut(n)).zip(self.v_p.iter()) {
-            self.system.jvp(t, y, p, sc, vp, dsc);
-        }
     }
 }
 
