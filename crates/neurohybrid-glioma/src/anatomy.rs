@@ -57,11 +57,9 @@ impl Anatomy {
                 ph.into_parts()
             }
             AnatomyConfig::Nifti { wm, gm, csf, mask, downsample, axial_slice } => {
-                for (p, what) in [
-                    (wm, "white-matter map"),
-                    (gm, "gray-matter map"),
-                    (csf, "CSF map"),
-                ] {
+                for (p, what) in
+                    [(wm, "white-matter map"), (gm, "gray-matter map"), (csf, "CSF map")]
+                {
                     exists(p, what)?;
                 }
                 if let Some(m) = mask {
@@ -219,11 +217,7 @@ impl Anatomy {
 }
 
 fn exists(p: &Path, what: &'static str) -> Result<()> {
-    if p.exists() {
-        Ok(())
-    } else {
-        Err(GliomaError::MissingFile { path: p.to_path_buf(), what })
-    }
+    if p.exists() { Ok(()) } else { Err(GliomaError::MissingFile { path: p.to_path_buf(), what }) }
 }
 
 /// Turns the mesh's "dimensions differ" into the named shape error, reading the two headers

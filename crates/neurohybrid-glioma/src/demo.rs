@@ -10,7 +10,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::anatomy::Anatomy;
-use crate::config::{AnatomyConfig, Imaging, Scans, Scenario, Seed, SolverConfig, TruthPhysics, TumorParams};
+use crate::config::{
+    AnatomyConfig, Imaging, Scans, Scenario, Seed, SolverConfig, TruthPhysics, TumorParams,
+};
 use crate::error::Result;
 use crate::fit::{fit_mechanistic, initial_guess, with_truth};
 use crate::hybrid::{TrainOptions, predict_hybrid, predict_neural, train_hybrid, train_neural};
@@ -132,14 +134,13 @@ pub fn run(config: &DemoConfig, progress: &mut dyn FnMut(Progress)) -> Result<De
 fn model_result(
     name: &str,
     description: &str,
-    anatomy: &Anatomy,
-    scenario: &Scenario,
+    patient: &SyntheticPatient,
     predicted: &[Vec<f64>],
-    truth: &[Vec<f64>],
     loss_curve: Vec<f64>,
     n_params: usize,
     wall_time_s: f64,
 ) -> ModelResult {
+    let (anatomy, scenario, truth) = (&patient.anatomy, &patient.scenario, &patient.truth);
     let per_scan = scenario
         .scans
         .days
@@ -192,24 +193,24 @@ pub fn run_protocol(
     let t = Instant::now();
     progress(Progress::new("fit mechanistic", 0, 1));
     let theta0 = initial_guess(anatomy, scenario, train_days, &patient.observed);
-    let (cal, rec) = fit_mechanistic(scenario, anatomy, train_days, &patient.observed, &theta0, fit_iterations)?;
+    let (cal, rec) =
+        fit_mechanistic(scenario, anatomy, train_days, &patient.observed, &theta0, fit_iterations)?;
     let (mech_pred, _, _) = solve_at(scenario, anatomy, None, &cal.theta, days, &mut |_| {})?;
     let mech_curve = vec![mse(&mech_pred[..k], &patient.observed)];
     progress(Progress::new("fit mechanistic", 1, 1).with_loss(mech_curve[0]));
     let mech = model_result(
         "mechanistic",
         "Fisher–Kolmogorov, D_w, ρ and seed calibrated (L-BFGS, Laplace intervals)",
-        anatomy,
-        scenario,
+        &patient,
         &mech_pred,
-        &patient.truth,
         mech_curve,
         cal.theta.len(),
         t.elapsed().as_secs_f64(),
     );
 
     // Neural-only.
-    let (nsys, ntrained) = train_neural(scenario, anatomy, train_days, &patient.observed, train, progress)?;
+    let (nsys, ntrained) =
+        train_neural(scenario, anatomy, train_days, &patient.observed, train, progress)?;
     let neural_pred = predict_neural(
         scenario,
         nsys,
@@ -221,25 +222,29 @@ pub fn run_protocol(
     let neural = model_result(
         "neural",
         "neural ODE: pointwise MLP on (c, neighbour difference, p_wm, p_gm), from the first scan",
-        anatomy,
-        scenario,
+        &patient,
         &neural_pred,
-        &patient.truth,
         ntrained.loss_curve.clone(),
         ntrained.params.len(),
         ntrained.wall_time_s,
     );
 
     // Hybrid.
-    let (hsys, htrained) = train_hybrid(scenario, anatomy, &cal.theta, train_days, &patient.observed, train, progress)?;
+    let (hsys, htrained) = train_hybrid(
+        scenario,
+        anatomy,
+        &cal.theta,
+        train_days,
+        &patient.observed,
+        train,
+        progress,
+    )?;
     let hybrid_pred = predict_hybrid(scenario, anatomy, hsys, &htrained.params, days)?;
     let hybrid = model_result(
         "hybrid",
         "parallel UDE: Fisher–Kolmogorov + pointwise network residual g(c, p_wm, p_gm) in the reaction",
-        anatomy,
-        scenario,
+        &patient,
         &hybrid_pred,
-        &patient.truth,
         htrained.loss_curve.clone(),
         htrained.params.len(),
         htrained.wall_time_s,
@@ -283,7 +288,10 @@ fn mse(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
 }
 
 /// [`crate::fit`]: the mechanistic inverse problem on one scenario's synthetic scans.
-pub(crate) fn fit_scenario(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Result<FitReport> {
+pub(crate) fn fit_scenario(
+    scenario: &Scenario,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<FitReport> {
     let start = Instant::now();
     let patient = SyntheticPatient::generate(scenario, progress)?;
     let anatomy = &patient.anatomy;
@@ -291,7 +299,8 @@ pub(crate) fn fit_scenario(scenario: &Scenario, progress: &mut dyn FnMut(Progres
     let days = &scenario.scans.days;
     progress(Progress::new("fit mechanistic", 0, 1));
     let theta0 = initial_guess(anatomy, scenario, &days[..k], &patient.observed);
-    let (cal, rec) = fit_mechanistic(scenario, anatomy, &days[..k], &patient.observed, &theta0, 100)?;
+    let (cal, rec) =
+        fit_mechanistic(scenario, anatomy, &days[..k], &patient.observed, &theta0, 100)?;
     let (pred, _, _) = solve_at(scenario, anatomy, None, &cal.theta, days, &mut |_| {})?;
     let cost = mse(&pred[..k], &patient.observed);
     progress(Progress::new("fit mechanistic", 1, 1).with_loss(cost));

@@ -45,7 +45,9 @@ pub enum GliomaError {
         message: String,
     },
     /// Tissue maps (or the brain mask) do not share one shape.
-    #[error("tissue maps of different shapes: {first} has {first_shape:?} voxels, {second} has {second_shape:?}")]
+    #[error(
+        "tissue maps of different shapes: {first} has {first_shape:?} voxels, {second} has {second_shape:?}"
+    )]
     TissueShapeMismatch {
         /// The reference map.
         first: String,

@@ -35,7 +35,12 @@ fn log_prior((lo, hi): (f64, f64)) -> Prior {
 /// A starting point from the data: the seed at the density-weighted centroid of the first
 /// scan, the front speed from the growth of the equivalent radius between the first and last
 /// training scans (`v = 2√(D ρ)`), `ρ` at its prior median, `D_w = v² / (4ρ)`.
-pub fn initial_guess(anatomy: &Anatomy, scenario: &Scenario, days: &[f64], data: &[Vec<f64>]) -> Vec<f64> {
+pub fn initial_guess(
+    anatomy: &Anatomy,
+    scenario: &Scenario,
+    days: &[f64],
+    data: &[Vec<f64>],
+) -> Vec<f64> {
     let centres = anatomy.centres();
     let dim = anatomy.grid.dim();
     let first = &data[0];
@@ -84,10 +89,12 @@ pub fn fit_mechanistic(
     let (diff, react) = parts(scenario, anatomy, None)?;
     let sys = Sum::new(diff, react)?;
     let n = anatomy.n();
-    let mut problem = Problem::new(sys, vec![0.0; n], theta0.to_vec(), (T_START, days[days.len() - 1]));
+    let mut problem =
+        Problem::new(sys, vec![0.0; n], theta0.to_vec(), (T_START, days[days.len() - 1]));
     add_impulses(&mut problem, scenario, anatomy, PARAM_SEED);
     let flat: Vec<f64> = data.iter().flatten().copied().collect();
-    let ctrl = PiController::new(scenario.solver.rtol, scenario.solver.atol).with_max_steps(100_000);
+    let ctrl =
+        PiController::new(scenario.solver.rtol, scenario.solver.atol).with_max_steps(100_000);
     let sigma = scenario.imaging.noise_std.max(1e-3);
     let residuals = OdeResiduals::new(problem, Tsit5, ctrl, days.to_vec(), flat)?.sigma(sigma)?;
     let dim = anatomy.grid.dim();

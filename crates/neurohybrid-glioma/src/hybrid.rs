@@ -20,7 +20,7 @@ use neurohybrid_hybrid::{NetworkRhs, Parallel, Parameterized};
 use neurohybrid_mesh::{DiffusionOperator, Parallelism};
 use neurohybrid_nn::optim::{Adam, Optimizer};
 use neurohybrid_nn::{Activation, Init, Layer, Mlp, Pointwise, initialize};
-use neurohybrid_solve::sensitivity::{DiscreteAdjoint, StepVjp, SquaredMisfit, gradient};
+use neurohybrid_solve::sensitivity::{DiscreteAdjoint, SquaredMisfit, StepVjp, gradient};
 use neurohybrid_solve::{PiController, Problem, SaveAt, solve};
 use neurohybrid_solve_explicit::Tsit5;
 use neurohybrid_system::{Jvp, OdeSystem, ParamLayout, Sum, TapeSystem, Vjp};
@@ -28,7 +28,9 @@ use neurohybrid_system::{Jvp, OdeSystem, ParamLayout, Sum, TapeSystem, Vjp};
 use crate::anatomy::Anatomy;
 use crate::config::Scenario;
 use crate::error::{GliomaError, Result};
-use crate::model::{FisherKolmogorov, PARAM_SEED, T_START, add_impulses, parts, treatment_impulses};
+use crate::model::{
+    FisherKolmogorov, PARAM_SEED, T_START, add_impulses, parts, treatment_impulses,
+};
 use crate::progress::Progress;
 
 /// The hybrid model's system.
@@ -158,10 +160,15 @@ fn zero_last_init(net: &Mlp, seed: u64) -> Vec<f64> {
 ///
 /// # Errors
 /// Mesh and hybrid construction errors.
-pub fn hybrid_parallel(scenario: &Scenario, anatomy: &Anatomy, hidden: usize) -> Result<HybridParallel> {
+pub fn hybrid_parallel(
+    scenario: &Scenario,
+    anatomy: &Anatomy,
+    hidden: usize,
+) -> Result<HybridParallel> {
     let (diff, react) = parts(scenario, anatomy, None)?;
     let mech = Sum::new(diff, react)?;
-    let features: Vec<f64> = anatomy.wm.iter().zip(&anatomy.gm).flat_map(|(&w, &g)| [w, g]).collect();
+    let features: Vec<f64> =
+        anatomy.wm.iter().zip(&anatomy.gm).flat_map(|(&w, &g)| [w, g]).collect();
     let net = NetworkRhs::pointwise(&mlp(3, hidden)?, anatomy.n(), 1)?.with_features(features)?;
     Ok(Parallel::new(mech, LogisticGate::new(net))?)
 }
@@ -226,7 +233,9 @@ impl Coord {
     fn to_free(self, p: f64) -> Result<f64> {
         match self {
             Coord::Log(s) if p > 0.0 => Ok(p.ln() / s),
-            Coord::Log(_) => Err(GliomaError::Invalid(format!("log-parameter {p} must be positive"))),
+            Coord::Log(_) => {
+                Err(GliomaError::Invalid(format!("log-parameter {p} must be positive")))
+            }
             Coord::Linear(s) => Ok(p / s),
         }
     }
@@ -351,8 +360,16 @@ pub fn train_hybrid(
     transforms.extend(network_coords(&net));
     let mut problem = Problem::new(sys, vec![0.0; anatomy.n()], p, (T_START, days[days.len() - 1]));
     add_impulses(&mut problem, scenario, anatomy, PARAM_SEED);
-    let trained =
-        adam_train(&mut problem, &transforms, days, data, opts, &controller(scenario), "train hybrid", progress)?;
+    let trained = adam_train(
+        &mut problem,
+        &transforms,
+        days,
+        data,
+        opts,
+        &controller(scenario),
+        "train hybrid",
+        progress,
+    )?;
     Ok((problem.system().clone(), trained))
 }
 
@@ -367,7 +384,8 @@ pub fn predict_hybrid(
     params: &[f64],
     days: &[f64],
 ) -> Result<Vec<Vec<f64>>> {
-    let mut problem = Problem::new(sys, vec![0.0; anatomy.n()], params.to_vec(), (T_START, days[days.len() - 1]));
+    let mut problem =
+        Problem::new(sys, vec![0.0; anatomy.n()], params.to_vec(), (T_START, days[days.len() - 1]));
     add_impulses(&mut problem, scenario, anatomy, PARAM_SEED);
     run(&problem, days, &controller(scenario), "hybrid")
 }
@@ -386,7 +404,9 @@ pub fn train_neural(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(TapeSystem, Trained)> {
     if days.len() < 2 {
-        return Err(GliomaError::Invalid("the neural model needs at least two training scans".into()));
+        return Err(GliomaError::Invalid(
+            "the neural model needs at least two training scans".into(),
+        ));
     }
     let (sys, net) = neural_ode(anatomy, opts.hidden)?;
     let p = zero_last_init(&net, opts.seed);
@@ -434,13 +454,21 @@ pub fn predict_neural(
     Ok(out)
 }
 
-fn run<S: OdeSystem>(problem: &Problem<S>, days: &[f64], ctrl: &PiController, what: &str) -> Result<Vec<Vec<f64>>> {
+fn run<S: OdeSystem>(
+    problem: &Problem<S>,
+    days: &[f64],
+    ctrl: &PiController,
+    what: &str,
+) -> Result<Vec<Vec<f64>>> {
     if days.is_empty() {
         return Ok(Vec::new());
     }
     let sol = solve(problem, &Tsit5, ctrl, &SaveAt::Times(days.to_vec()))?;
     if !sol.is_success() {
-        return Err(GliomaError::SolveFailed { what: format!("{what} prediction"), status: format!("{:?}", sol.status()) });
+        return Err(GliomaError::SolveFailed {
+            what: format!("{what} prediction"),
+            status: format!("{:?}", sol.status()),
+        });
     }
     Ok((0..sol.len()).map(|k| sol.y(k).to_vec()).collect())
 }

@@ -84,7 +84,9 @@ pub fn front_error(anatomy: &Anatomy, pred: &[bool], truth: &[bool]) -> f64 {
                 from.iter()
                     .map(|&i| {
                         to.iter()
-                            .map(|&j| (0..3).map(|k| (centres[i][k] - centres[j][k]).powi(2)).sum::<f64>())
+                            .map(|&j| {
+                                (0..3).map(|k| (centres[i][k] - centres[j][k]).powi(2)).sum::<f64>()
+                            })
                             .fold(f64::INFINITY, f64::min)
                             .sqrt()
                     })
@@ -125,7 +127,13 @@ pub struct ScanMetrics {
 
 impl ScanMetrics {
     /// Compares `pred` with `truth` (densities on the active cells).
-    pub fn new(anatomy: &Anatomy, imaging: &Imaging, day: f64, pred: &[f64], truth: &[f64]) -> Self {
+    pub fn new(
+        anatomy: &Anatomy,
+        imaging: &Imaging,
+        day: f64,
+        pred: &[f64],
+        truth: &[f64],
+    ) -> Self {
         let (tp, tt) = (tumor_mask(pred, imaging), tumor_mask(truth, imaging));
         let (cp, ct) = (core_mask(pred, imaging), core_mask(truth, imaging));
         ScanMetrics {

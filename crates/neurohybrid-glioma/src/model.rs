@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use neurohybrid_mesh::{Parallelism, TissueDiffusion};
 use neurohybrid_solve::{Impulse, Problem, Scale};
-use neurohybrid_system::{CsrMatrix, Jacobian, Jvp, OdeSystem, SparsityPattern, Split, Sum, Vjp};
 use neurohybrid_system::pattern_from_rows;
+use neurohybrid_system::{CsrMatrix, Jacobian, Jvp, OdeSystem, SparsityPattern, Split, Sum, Vjp};
 
 use crate::anatomy::Anatomy;
 use crate::config::{Chemotherapy, Method, Scenario};
@@ -129,7 +129,11 @@ impl KillRate {
 
     /// `k(t)` (1/day).
     pub fn at(&self, t: f64) -> f64 {
-        self.doses.iter().filter(|&&d| d <= t).map(|&d| self.k0 * (-self.decay * (t - d)).exp()).sum()
+        self.doses
+            .iter()
+            .filter(|&&d| d <= t)
+            .map(|&d| self.k0 * (-self.decay * (t - d)).exp())
+            .sum()
     }
 
     /// The dose times (where `k` jumps; solves stop there).
@@ -337,7 +341,8 @@ pub fn add_impulses<S: OdeSystem>(
     anatomy: &Anatomy,
     seed_offset: usize,
 ) {
-    let seed = SeedImpulse::new(anatomy, seed_offset, scenario.seed.radius_mm, scenario.seed.density);
+    let seed =
+        SeedImpulse::new(anatomy, seed_offset, scenario.seed.radius_mm, scenario.seed.density);
     problem.push_impulse(0.0, Arc::new(seed));
     for (t, map) in treatment_impulses(scenario) {
         problem.push_impulse(t, map);
@@ -363,12 +368,8 @@ pub fn treatment_impulses(scenario: &Scenario) -> Vec<(f64, Arc<dyn Impulse>)> {
 /// Largest eigenvalue magnitude of the diffusion operator, bounded by Gershgorin:
 /// `4 · dim · D_max / h²` (1/day).
 pub fn diffusion_spectral_bound(anatomy: &Anatomy, d_w: f64, r: f64) -> f64 {
-    let d_max = anatomy
-        .wm
-        .iter()
-        .zip(&anatomy.gm)
-        .map(|(w, g)| d_w * (w + g / r))
-        .fold(0.0, f64::max);
+    let d_max =
+        anatomy.wm.iter().zip(&anatomy.gm).map(|(w, g)| d_w * (w + g / r)).fold(0.0, f64::max);
     let h = anatomy.grid.spacing();
     let dim = anatomy.grid.dim();
     let inv_h2: f64 = (0..dim).map(|k| 1.0 / (h[k] * h[k])).sum();

@@ -57,6 +57,7 @@ pub fn pet_signal(c: &[f64], imaging: &Imaging) -> Vec<f64> {
 /// The observed density: `c + ε`, `ε ~ N(0, noise_std²)` i.i.d. per cell, clamped to
 /// `[0, 1]`, from the seeded SplitMix64 stream (`stream` separates scans of one patient).
 pub fn noisy_density(c: &[f64], imaging: &Imaging, stream: u64) -> Vec<f64> {
-    let mut rng = SplitMix64::new(imaging.noise_seed.wrapping_mul(0x9E37_79B9).wrapping_add(stream));
+    let mut rng =
+        SplitMix64::new(imaging.noise_seed.wrapping_mul(0x9E37_79B9).wrapping_add(stream));
     c.iter().map(|&c| (c + imaging.noise_std * rng.normal()).clamp(0.0, 1.0)).collect()
 }

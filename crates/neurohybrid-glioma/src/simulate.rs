@@ -71,8 +71,10 @@ pub fn simulate(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Resu
     };
     for c in &states {
         let seg = segment(c, &scenario.imaging);
-        sim.tumor_volume_ml.push(seg.iter().filter(|&&s| s != Segmentation::None).count() as f64 * vol);
-        sim.core_volume_ml.push(seg.iter().filter(|&&s| s == Segmentation::Core).count() as f64 * vol);
+        sim.tumor_volume_ml
+            .push(seg.iter().filter(|&&s| s != Segmentation::None).count() as f64 * vol);
+        sim.core_volume_ml
+            .push(seg.iter().filter(|&&s| s == Segmentation::Core).count() as f64 * vol);
         sim.density.push(anatomy.to_box(c));
         let mut full = vec![0u8; anatomy.grid.n_voxels()];
         for (a, &v) in anatomy.grid.active_voxels().iter().enumerate() {
@@ -85,9 +87,7 @@ pub fn simulate(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Resu
 
 /// The growth multiplier `g = 1 + κ p_wm` of a scenario's truth physics (`None`: plain model).
 pub fn truth_growth(scenario: &Scenario, anatomy: &Anatomy) -> Option<Vec<f64>> {
-    scenario
-        .truth
-        .map(|t| anatomy.wm.iter().map(|w| 1.0 + t.wm_proliferation_gain * w).collect())
+    scenario.truth.map(|t| anatomy.wm.iter().map(|w| 1.0 + t.wm_proliferation_gain * w).collect())
 }
 
 /// Solves the mechanistic model (with growth multiplier `growth`) at parameters
@@ -105,9 +105,9 @@ pub fn solve_at(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Vec<Vec<f64>>, Method, usize)> {
     let t_end = days.last().copied().unwrap_or(1.0);
-    let method =
-        choose_method(scenario.solver.method, anatomy, params[0], scenario.tumor.r, t_end);
-    let ctrl = PiController::new(scenario.solver.rtol, scenario.solver.atol).with_max_steps(200_000);
+    let method = choose_method(scenario.solver.method, anatomy, params[0], scenario.tumor.r, t_end);
+    let ctrl =
+        PiController::new(scenario.solver.rtol, scenario.solver.atol).with_max_steps(200_000);
     let (diff, react) = parts(scenario, anatomy, growth)?;
     let n = anatomy.n();
     let mut y = vec![0.0; n];

@@ -46,11 +46,16 @@ impl SyntheticPatient {
     ///
     /// # Errors
     /// Failed solves.
-    pub fn on(scenario: &Scenario, anatomy: Anatomy, progress: &mut dyn FnMut(Progress)) -> Result<Self> {
+    pub fn on(
+        scenario: &Scenario,
+        anatomy: Anatomy,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Self> {
         let growth = truth_growth(scenario, &anatomy);
         let params = scenario_params(scenario);
         let mut tick = |p: Progress| progress(Progress { stage: "synthetic patient", ..p });
-        let (truth, _, _) = solve_at(scenario, &anatomy, growth, &params, &scenario.scans.days, &mut tick)?;
+        let (truth, _, _) =
+            solve_at(scenario, &anatomy, growth, &params, &scenario.scans.days, &mut tick)?;
         let observed = truth[..scenario.scans.training]
             .iter()
             .enumerate()
@@ -84,7 +89,8 @@ pub fn cohort(base: &Scenario, anatomy: &Anatomy, n: usize, seed: u64) -> Vec<Sc
             s.tumor.rho *= f(&mut rng);
             s.truth = Some(TruthPhysics { wm_proliferation_gain: kappa * (0.5 + rng.uniform()) });
             if !candidates.is_empty() {
-                let a = candidates[(rng.uniform() * candidates.len() as f64) as usize % candidates.len()];
+                let a = candidates
+                    [(rng.uniform() * candidates.len() as f64) as usize % candidates.len()];
                 s.seed.location_mm = centres[a][..dim].to_vec();
             }
             s.imaging.noise_seed = seed.wrapping_add(1000 + i as u64);

@@ -10,7 +10,9 @@ use neurohybrid_glioma::model::{PARAM_SEED, T_START, add_impulses, parts};
 use neurohybrid_glioma::{GliomaError, Scenario, simulate, solve_at};
 use neurohybrid_mesh::io::{NiftiImage, write_nifti};
 use neurohybrid_mesh::{Grid, Phantom};
-use neurohybrid_solve::sensitivity::{DiscreteAdjoint, ForwardSensitivity, SquaredMisfit, gradient};
+use neurohybrid_solve::sensitivity::{
+    DiscreteAdjoint, ForwardSensitivity, SquaredMisfit, gradient,
+};
 use neurohybrid_solve::{ConstantStep, Problem, SaveAt, solve};
 use neurohybrid_solve_explicit::Tsit5;
 use neurohybrid_system::{OdeSystem, Sum};
@@ -81,7 +83,9 @@ fn seed_outside_the_brain_is_refused() {
         .replace("spacing_mm = 8.0", "spacing_mm = 3.0")
         .replace("[-30.0, -10.0]", &format!("[{:.3}, {:.3}]", 0.16 * a, 0.05 * a));
     match Scenario::from_toml_str(&text) {
-        Err(GliomaError::SeedOutsideBrain { reason, .. }) => assert!(reason.contains("fluid"), "{reason}"),
+        Err(GliomaError::SeedOutsideBrain { reason, .. }) => {
+            assert!(reason.contains("fluid"), "{reason}")
+        }
         other => panic!("expected SeedOutsideBrain, got {other:?}"),
     }
 }
@@ -181,7 +185,8 @@ fn radiotherapy_fractions_are_exact_lq_impulses() {
     let mut t = 0.0;
     let mut expect = Vec::new();
     for (save, fractions_before) in [(19.0, 0usize), (22.5, 3), (40.0, 5)] {
-        let done: Vec<f64> = rt.fraction_days().into_iter().take(fractions_before).filter(|&d| d > t).collect();
+        let done: Vec<f64> =
+            rt.fraction_days().into_iter().take(fractions_before).filter(|&d| d > t).collect();
         for d in done {
             c = logistic(c, d - t) * sf;
             t = d;
@@ -212,7 +217,9 @@ fn mass_and_positivity() {
     let scale: f64 = dc.iter().map(|x| x.abs()).sum();
     assert!(total.abs() < 1e-12 * scale, "diffusion changed the mass by {total}");
 
-    let (states, _, _) = solve_at(&s, &anatomy, None, &[0.3, 0.04, -30.0, -10.0], &s.scans.days, &mut |_| {}).unwrap();
+    let (states, _, _) =
+        solve_at(&s, &anatomy, None, &[0.3, 0.04, -30.0, -10.0], &s.scans.days, &mut |_| {})
+            .unwrap();
     let mass: Vec<f64> = states.iter().map(|c| c.iter().sum()).collect();
     assert!(mass.windows(2).all(|w| w[1] > w[0]), "logistic growth adds mass: {mass:?}");
     for c in &states {
@@ -237,10 +244,12 @@ fn mechanistic_loss_gradient_matches_finite_differences() {
     let ctrl = ConstantStep::new(2.0);
     let save = SaveAt::Times(days.clone());
     // Targets: a different tumour.
-    let (targets, _, _) = solve_at(&s, &anatomy, None, &[0.2, 0.05, -25.0, -5.0], &days, &mut |_| {}).unwrap();
+    let (targets, _, _) =
+        solve_at(&s, &anatomy, None, &[0.2, 0.05, -25.0, -5.0], &days, &mut |_| {}).unwrap();
     let loss = SquaredMisfit::new(targets.concat());
     let adj = gradient(&problem, &Tsit5, &ctrl, &save, &loss, &DiscreteAdjoint::default()).unwrap();
-    let fwd = gradient(&problem, &Tsit5, &ctrl, &save, &loss, &ForwardSensitivity::params()).unwrap();
+    let fwd =
+        gradient(&problem, &Tsit5, &ctrl, &save, &loss, &ForwardSensitivity::params()).unwrap();
     let value = |p: &[f64]| {
         let mut q = problem.clone();
         q.params_mut().copy_from_slice(p);
@@ -264,8 +273,11 @@ fn mechanistic_loss_gradient_matches_finite_differences() {
 fn metrics_on_known_shapes() {
     let ph = Phantom::new_2d(64, 64, 1.0).unwrap();
     let (grid, _) = ph.into_parts();
-    let full = Grid::full_2d([64, 64], [1.0, 1.0]).unwrap().with_origin([-31.5, -31.5, 0.0]).unwrap();
-    let tissue = neurohybrid_mesh::TissueMaps::new(vec![1.0; 4096], vec![0.0; 4096], vec![0.0; 4096]).unwrap();
+    let full =
+        Grid::full_2d([64, 64], [1.0, 1.0]).unwrap().with_origin([-31.5, -31.5, 0.0]).unwrap();
+    let tissue =
+        neurohybrid_mesh::TissueMaps::new(vec![1.0; 4096], vec![0.0; 4096], vec![0.0; 4096])
+            .unwrap();
     let anatomy = Anatomy::from_parts(full, tissue).unwrap();
     let _ = grid;
     let centres = anatomy.centres();
@@ -283,7 +295,9 @@ fn metrics_on_known_shapes() {
     // front error ≈ 4 mm (up to the voxel staircase).
     let (small, big) = (disc(8.0, 0.0), disc(12.0, 0.0));
     let count = |m: &[bool]| m.iter().filter(|&&x| x).count() as f64;
-    assert!((dice(&small, &big) - 2.0 * count(&small) / (count(&small) + count(&big))).abs() < 1e-15);
+    assert!(
+        (dice(&small, &big) - 2.0 * count(&small) / (count(&small) + count(&big))).abs() < 1e-15
+    );
     assert!((dice(&small, &big) - 2.0 * 64.0 / 208.0).abs() < 0.03);
     assert!((volume_error(&big, &small) - (count(&big) / count(&small) - 1.0)).abs() < 1e-15);
     let fe = front_error(&anatomy, &small, &big);
@@ -298,7 +312,7 @@ fn simulate_reports_growth_and_segmentations() {
     assert!(sim.tumor_volume_ml.windows(2).all(|w| w[1] > w[0]));
     let n_box = sim.grid.shape.iter().product::<usize>();
     assert!(sim.segmentation.iter().all(|s| s.len() == n_box));
-    assert!(sim.segmentation[2].iter().any(|&l| l == 2), "an enhancing core by day 180");
+    assert!(sim.segmentation[2].contains(&2), "an enhancing core by day 180");
 }
 
 /// The hybrid with a zero output layer is exactly the mechanistic model, and its VJP is the
