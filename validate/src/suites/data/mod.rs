@@ -6,6 +6,8 @@
 pub mod alzheimer;
 pub mod stroke;
 
+pub mod glioma;
+
 use crate::Case;
 
 /// Every case of the suite (the cheap subset when `fast`).
@@ -13,6 +15,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     #[allow(unused_mut)]
     let mut cases: Vec<Case> = Vec::new();
     // One line per module: cases.extend(module::run(fast));
+    cases.extend(glioma::run(fast));
     cases.extend(alzheimer::run(fast));
     cases.extend(stroke::run(fast));
     let _ = fast;
