@@ -298,3 +298,30 @@ fn early_stopping_returns_the_best_parameters_and_curriculum_stages_apply() {
         .unwrap();
     assert!(short != full && short > 0.0);
 }
+
+#[test]
+fn reused_workspaces_leave_no_state_between_evaluations() {
+    // The objective keeps its buffers across calls; results must not depend on what was
+    // evaluated before (a shorter horizon, another batch, a validation pass).
+    let mut data = lv_data(2, 0.05, 3);
+    data.trajectories[0].mask = Some((0..24).map(|i| i % 7 != 2).collect());
+    let make = || {
+        lv_shooting(DiscreteAdjoint::default(), data.clone())
+            .with_validation(lv_data(1, 0.05, 4))
+            .unwrap()
+    };
+    let (fresh, reused) = (make(), make());
+    let params = fresh.initial_params(&[1.2, 0.9, 2.8, 1.1], &[-1.0]).unwrap();
+    let full = Batch { items: &[0, 1], horizon: f64::INFINITY };
+    let (mut g_fresh, mut g) = (vec![0.0; 13], vec![0.0; 13]);
+    let v_fresh = fresh.loss_and_grad(&params, &full, &mut g_fresh).unwrap();
+    reused.loss_and_grad(&params, &Batch { items: &[1], horizon: 1.6 }, &mut g).unwrap();
+    reused.validation_loss(&params).unwrap();
+    let v = reused.loss_and_grad(&params, &full, &mut g).unwrap();
+    assert_eq!(v.to_bits(), v_fresh.to_bits());
+    assert_eq!(bits(&g), bits(&g_fresh));
+    assert_eq!(
+        reused.validation_loss(&params).unwrap().map(f64::to_bits),
+        fresh.validation_loss(&params).unwrap().map(f64::to_bits)
+    );
+}

@@ -54,6 +54,31 @@ pub struct OdeObjective<S, St, C, M, L> {
     observed: Vec<usize>,
     /// Per trajectory: the indices into `times` where segments 1.. start.
     cuts: Vec<Vec<usize>>,
+    /// Buffers of [`Objective::loss_and_grad`] and [`Objective::validation_loss`], reused across
+    /// calls (the objective is evaluated thousands of times in a training run).
+    work: RefCell<Workspace>,
+}
+
+/// Scratch reused by every evaluation; grown to the largest segment on first use.
+#[derive(Debug, Default)]
+struct Workspace {
+    segs: Vec<Segment>,
+    /// A segment's save times (moved into `SaveAt::Times` for the solve and back).
+    save: Vec<f64>,
+    loss: LossScratch,
+}
+
+/// What the loss closure writes: predictions at the observed components, their cotangents,
+/// the loss's own gradient and the continuity gradient w.r.t. the next shooting state.
+#[derive(Debug, Default)]
+struct LossScratch {
+    pred: Vec<f64>,
+    gpred: Vec<f64>,
+    /// `∂L/∂(loss params)` of one evaluation (the loss accumulates into it).
+    lg: Vec<f64>,
+    /// Its share-weighted value for the current segment.
+    lp_grad: Vec<f64>,
+    cont_grad: Vec<f64>,
 }
 
 impl<S, St, C, M, L> std::fmt::Debug for OdeObjective<S, St, C, M, L> {
@@ -67,6 +92,7 @@ impl<S, St, C, M, L> std::fmt::Debug for OdeObjective<S, St, C, M, L> {
 
 /// One segment of a trajectory: its start time, where its initial state lives, and the
 /// observation indices it covers.
+#[derive(Debug)]
 struct Segment {
     t_start: f64,
     t_end: f64,
@@ -115,6 +141,7 @@ where
             shooting: Shooting { segments: 1, continuity_weight: 0.0 },
             observed,
             cuts: Vec::new(),
+            work: RefCell::default(),
         };
         me.cuts = me.make_cuts();
         Ok(me)
@@ -242,15 +269,15 @@ where
         Ok(sol.ys().to_vec())
     }
 
-    /// The segments of trajectory `j` that lie inside the horizon.
-    fn segments(&self, j: usize, horizon: f64) -> Vec<Segment> {
+    /// The segments of trajectory `j` that lie inside the horizon (written into `segs`).
+    fn segments(&self, j: usize, horizon: f64, segs: &mut Vec<Segment>) {
         let traj = &self.data.trajectories[j];
         let n = self.n_states();
         let limit = traj.t0 + horizon;
         let cuts = &self.cuts[j];
         let base = self.shooting_offset() + j * cuts.len() * n;
         let n_in = traj.times.iter().take_while(|&&t| t <= limit).count();
-        let mut segs = Vec::new();
+        segs.clear();
         for s in 0..=cuts.len() {
             let (t_start, first) =
                 if s == 0 { (traj.t0, 0) } else { (traj.times[cuts[s - 1]], cuts[s - 1] + 1) };
@@ -270,7 +297,6 @@ where
                 next_at: next_active.then(|| base + s * n),
             });
         }
-        segs
     }
 
     /// Present observations of trajectory `traj` at time indices `obs`.
@@ -319,17 +345,20 @@ where
         let loss_params = &params[m..m + n_lp];
         let scale = 1.0 / batch.items.len() as f64;
         let mut total = 0.0;
-        let mut pred = Vec::new();
-        let mut gpred = Vec::new();
+        let mut guard = self.work.borrow_mut();
+        let ws = &mut *guard;
+        ws.loss.lg.resize(n_lp, 0.0);
+        ws.loss.lp_grad.resize(n_lp, 0.0);
+        ws.loss.cont_grad.resize(n, 0.0);
         for &j in batch.items {
             let traj = self.data.trajectories.get(j).ok_or_else(|| HybridError::InvalidConfig {
                 what: "batch item".into(),
                 message: format!("{j} is not below {} trajectories", self.data.len()),
             })?;
-            let segs = self.segments(j, batch.horizon);
+            self.segments(j, batch.horizon, &mut ws.segs);
             let n_present: usize =
-                segs.iter().map(|s| self.count_present(traj, s.obs.clone())).sum();
-            for seg in &segs {
+                ws.segs.iter().map(|s| self.count_present(traj, s.obs.clone())).sum();
+            for seg in &ws.segs {
                 let has_next = seg.next_at.is_some();
                 if seg.obs.is_empty() && !has_next {
                     continue;
@@ -339,24 +368,20 @@ where
                 } else {
                     self.count_present(traj, seg.obs.clone()) as f64 / n_present as f64
                 };
-                let ts: Vec<f64> = traj.times[seg.obs.clone()].to_vec();
                 let target = &traj.values[seg.obs.start * no..seg.obs.end * no];
                 let mask = traj.mask.as_ref().map(|mk| &mk[seg.obs.start * no..seg.obs.end * no]);
-                pred.resize(target.len(), 0.0);
-                gpred.resize(target.len(), 0.0);
-                let y0: Vec<f64> = match seg.y0_at {
-                    None => traj.y0.clone(),
-                    Some(at) => params[at..at + n].to_vec(),
-                };
+                ws.loss.pred.resize(target.len(), 0.0);
+                ws.loss.gpred.resize(target.len(), 0.0);
+                ws.loss.lp_grad.fill(0.0);
+                ws.loss.cont_grad.fill(0.0);
                 let next: Option<&[f64]> = seg.next_at.map(|at| &params[at..at + n]);
                 let w = self.shooting.continuity_weight;
-                let lp_grad = RefCell::new(vec![0.0; n_lp]);
-                let cont_grad = RefCell::new(vec![0.0; n]);
-                let scratch = RefCell::new((std::mem::take(&mut pred), std::mem::take(&mut gpred)));
+                let scratch = RefCell::new(&mut ws.loss);
                 let observed = &self.observed;
-                let loss = |_ts: &[f64], ys: &[f64], cot: &mut [f64]| -> f64 {
+                let loss = |ts: &[f64], ys: &[f64], cot: &mut [f64]| -> f64 {
                     cot.fill(0.0);
-                    let (pr, gp) = &mut *scratch.borrow_mut();
+                    let mut guard = scratch.borrow_mut();
+                    let LossScratch { pred: pr, gpred: gp, lg, lp_grad, cont_grad } = &mut **guard;
                     for k in 0..ts.len() {
                         for (i, &o) in observed.iter().enumerate() {
                             pr[k * no + i] = ys[k * n + o];
@@ -364,9 +389,9 @@ where
                     }
                     let mut v = 0.0;
                     if !ts.is_empty() {
-                        let mut lg = vec![0.0; n_lp];
-                        v = share * self.loss.evaluate(pr, target, mask, loss_params, gp, &mut lg);
-                        for (a, b) in lp_grad.borrow_mut().iter_mut().zip(&lg) {
+                        lg.fill(0.0);
+                        v = share * self.loss.evaluate(pr, target, mask, loss_params, gp, lg);
+                        for (a, b) in lp_grad.iter_mut().zip(lg.iter()) {
                             *a += share * b;
                         }
                         for k in 0..ts.len() {
@@ -381,40 +406,39 @@ where
                         // segment has no observations inside the horizon — then it is saved
                         // separately below).
                         let last = ys.len() - n;
-                        let mut cg = cont_grad.borrow_mut();
                         for i in 0..n {
                             let d = ys[last + i] - u[i];
                             v += w * d * d;
                             cot[last + i] += 2.0 * w * d;
-                            cg[i] = -2.0 * w * d;
+                            cont_grad[i] = -2.0 * w * d;
                         }
                     }
                     v
                 };
-                let mut save = ts.clone();
-                if save.is_empty() {
-                    save.push(seg.t_end);
+                ws.save.clear();
+                ws.save.extend_from_slice(&traj.times[seg.obs.clone()]);
+                if ws.save.is_empty() {
+                    ws.save.push(seg.t_end);
                 }
+                let save_at = SaveAt::Times(std::mem::take(&mut ws.save));
                 let g = {
                     let mut pb = self.problem.borrow_mut();
                     pb.params_mut().copy_from_slice(&params[..m]);
-                    pb.y0_mut().copy_from_slice(&y0);
+                    match seg.y0_at {
+                        None => pb.y0_mut().copy_from_slice(&traj.y0),
+                        Some(at) => pb.y0_mut().copy_from_slice(&params[at..at + n]),
+                    }
                     let t_end = seg.t_end.max(seg.t_start);
                     pb.set_t_span((seg.t_start, t_end));
                     drop(pb);
                     let pb = self.problem.borrow();
-                    gradient(
-                        &*pb,
-                        &self.stepper,
-                        &self.controller,
-                        &SaveAt::Times(save),
-                        &loss,
-                        &self.method,
-                    )?
+                    gradient(&*pb, &self.stepper, &self.controller, &save_at, &loss, &self.method)
                 };
-                let (pr, gp) = scratch.into_inner();
-                pred = pr;
-                gpred = gp;
+                if let SaveAt::Times(v) = save_at {
+                    ws.save = v;
+                }
+                let g = g?;
+                let sc = scratch.into_inner();
                 total += scale * g.value;
                 for (a, b) in grad[..m].iter_mut().zip(&g.dl_dp) {
                     if b.is_nan() {
@@ -425,7 +449,7 @@ where
                     }
                     *a += scale * b;
                 }
-                for (a, b) in grad[m..m + n_lp].iter_mut().zip(lp_grad.borrow().iter()) {
+                for (a, b) in grad[m..m + n_lp].iter_mut().zip(&sc.lp_grad) {
                     *a += scale * b;
                 }
                 if let Some(at) = seg.y0_at {
@@ -440,7 +464,7 @@ where
                     }
                 }
                 if let Some(at) = seg.next_at {
-                    for (a, b) in grad[at..at + n].iter_mut().zip(cont_grad.borrow().iter()) {
+                    for (a, b) in grad[at..at + n].iter_mut().zip(&sc.cont_grad) {
                         *a += scale * b;
                     }
                 }
@@ -458,21 +482,22 @@ where
         let (m, n, no) = (self.n_model(), self.n_states(), self.observed.len());
         let lp = &params[m..m + self.loss.n_params()];
         let mut total = 0.0;
+        let mut guard = self.work.borrow_mut();
+        let LossScratch { pred, gpred: gp, lg, .. } = &mut guard.loss;
+        lg.resize(lp.len(), 0.0);
         for traj in &val.trajectories {
             if traj.times.is_empty() {
                 continue;
             }
             let ys = self.solve_plain(&params[..m], traj.t0, &traj.y0, &traj.times)?;
-            let mut pred = vec![0.0; traj.values.len()];
+            pred.resize(traj.values.len(), 0.0);
+            gp.resize(traj.values.len(), 0.0);
             for k in 0..traj.times.len() {
                 for (i, &o) in self.observed.iter().enumerate() {
                     pred[k * no + i] = ys[k * n + o];
                 }
             }
-            let mut gp = vec![0.0; pred.len()];
-            let mut lg = vec![0.0; lp.len()];
-            total +=
-                self.loss.evaluate(&pred, &traj.values, traj.mask.as_deref(), lp, &mut gp, &mut lg);
+            total += self.loss.evaluate(pred, &traj.values, traj.mask.as_deref(), lp, gp, lg);
         }
         Ok(Some(total / val.len().max(1) as f64))
     }
