@@ -10,11 +10,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in &r.parameters {
         println!("{p:?}");
     }
-    println!("timing truth {:?}", r.timing.truth_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>());
-    println!("timing mech  {:?}", r.timing.mechanistic_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>());
-    println!("timing lo    {:?}", r.timing.lower_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>());
-    println!("timing hi    {:?}", r.timing.upper_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>());
-    println!("timing hyb   {:?}", r.timing.hybrid_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>());
+    println!(
+        "timing truth {:?}",
+        r.timing.truth_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>()
+    );
+    println!(
+        "timing mech  {:?}",
+        r.timing.mechanistic_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>()
+    );
+    println!(
+        "timing lo    {:?}",
+        r.timing.lower_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>()
+    );
+    println!(
+        "timing hi    {:?}",
+        r.timing.upper_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>()
+    );
+    println!(
+        "timing hyb   {:?}",
+        r.timing.hybrid_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>()
+    );
     println!("wall {:.2} s", r.wall_s);
     Ok(())
 }

@@ -15,7 +15,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let i: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let patient = &cohort(i + 1)[i];
     println!("{patient:?}");
-    let run = run_patient(&mut anatomy, patient, &Protocol::default(), FateConstants::default(), &TrainConfig { hybrid_time_input: std::env::var("NOTIME").is_err(), ..TrainConfig::default() })?;
+    let run = run_patient(
+        &mut anatomy,
+        patient,
+        &Protocol::default(),
+        FateConstants::default(),
+        &TrainConfig {
+            hybrid_time_input: std::env::var("NOTIME").is_err(),
+            ..TrainConfig::default()
+        },
+    )?;
     for (name, s) in MODEL_NAMES.iter().zip(&run.scores) {
         println!("{name}: {s:?}");
     }

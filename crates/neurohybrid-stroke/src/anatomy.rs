@@ -1,7 +1,10 @@
 //! The stroke model's view of an anatomy: the brain-tissue voxels the fate model acts on and
 //! their healthy and occluded perfusion.
 
-use neurohybrid_mesh::{Grid, Phantom, TissueMaps};
+use std::path::Path;
+
+use neurohybrid_mesh::io::{read_nifti, read_tissue_maps};
+use neurohybrid_mesh::{Grid, MaskRule, Phantom, Plane, TissueMaps};
 
 use crate::error::{Result, StrokeError};
 use crate::perfusion::{Occlusion, Perfusion, PerfusionParams, Territory};
@@ -138,4 +141,40 @@ impl StrokeAnatomy {
             weight: self.from_active(&w),
         })
     }
+}
+
+/// The ICBM152 2009a tissue maps in `dir` (`mni_icbm152_{wm,gm,csf}_pbmap.nii.gz` and
+/// `mni_icbm152_t1_brain_mask.nii.gz`, the layout of `cargo xtask fetch-data` under
+/// `data/mni152/`), downsampled by `factor` (2: the 2 mm grid, 99 × 117 × 95).
+///
+/// # Errors
+/// [`StrokeError::DataMissing`] naming the first missing file; read errors.
+pub fn load_mni152(dir: &Path, factor: usize) -> Result<(Grid, TissueMaps)> {
+    let names = [
+        "mni_icbm152_wm_pbmap.nii.gz",
+        "mni_icbm152_gm_pbmap.nii.gz",
+        "mni_icbm152_csf_pbmap.nii.gz",
+        "mni_icbm152_t1_brain_mask.nii.gz",
+    ];
+    let paths: Vec<_> = names.iter().map(|n| dir.join(n)).collect();
+    if let Some(p) = paths.iter().find(|p| !p.is_file()) {
+        return Err(StrokeError::DataMissing { path: p.display().to_string() });
+    }
+    let images = read_tissue_maps(&paths[0], &paths[1], &paths[2])?;
+    let mask = read_nifti(&paths[3]).map_err(neurohybrid_mesh::MeshError::from)?;
+    let fine = images.grid(mask.data.iter().map(|&m| m > 0.5).collect())?;
+    if factor <= 1 {
+        return Ok((fine, images.tissue));
+    }
+    let coarse = fine.downsample(factor, MaskRule::Majority)?;
+    let tissue = images.tissue.downsample(&fine, factor)?;
+    Ok((coarse, tissue))
+}
+
+/// An axial slice `z_index` of a 3D anatomy as a 2D one.
+///
+/// # Errors
+/// An index outside the grid.
+pub fn axial_slice(grid: &Grid, tissue: &TissueMaps, z_index: usize) -> Result<(Grid, TissueMaps)> {
+    Ok((grid.slice(Plane::Axial, z_index)?, tissue.slice(grid, Plane::Axial, z_index)?))
 }

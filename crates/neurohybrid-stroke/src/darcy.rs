@@ -116,7 +116,8 @@ impl Darcy {
         let mut matrix = SparseMatrix::from_nalgebra(a.matrix());
         matrix.values_mut().iter_mut().for_each(|v| *v = -*v);
         for (i, &b) in beta.iter().enumerate() {
-            let at = matrix.pattern().diagonal_position(i).expect("the stencil pattern has a diagonal");
+            let at =
+                matrix.pattern().diagonal_position(i).expect("the stencil pattern has a diagonal");
             matrix.values_mut()[at] += b;
         }
         let mut factor = SparseCholesky::new();
@@ -177,7 +178,12 @@ impl Darcy {
         self.factor.solve_transpose_in_place(&mut lambda)?;
         let mut d_k = vec![0.0; n];
         // M = −A(K) + diag β, residual R = M p − f − β p_v: dJ/dK = −λᵀ ∂R/∂K = λᵀ ∂(A p)/∂K.
-        FieldDiffusion::from_stencil(self.stencil.clone()).vjp_d(&self.k, &solution.p, &lambda, &mut d_k)?;
+        FieldDiffusion::from_stencil(self.stencil.clone()).vjp_d(
+            &self.k,
+            &solution.p,
+            &lambda,
+            &mut d_k,
+        )?;
         let d_beta = (0..n)
             .map(|i| {
                 let dp = solution.p[i] - self.p_v;

@@ -12,7 +12,9 @@ use crate::error::Result;
 use crate::evaluate::{MODEL_NAMES, ModelScore, run_patient};
 use crate::fate::FateConstants;
 use crate::fit::{Estimate, TrainConfig};
-use crate::outcome::{Outcome, VolumeSeries, equivalent_ml, final_dead, outcome, timing_curve, volumes};
+use crate::outcome::{
+    Outcome, VolumeSeries, equivalent_ml, final_dead, outcome, timing_curve, volumes,
+};
 use crate::patient::{MechanisticModel, Patient, Protocol, dead, truth_model};
 use crate::perfusion::Territory;
 use crate::sim::simulate;
@@ -159,7 +161,10 @@ pub fn demo_patient(seed: u64) -> Patient {
 ///
 /// # Errors
 /// From the anatomy, the fits or the solves.
-pub fn run(config: &DemoConfig, progress: &mut dyn FnMut(&str, usize, usize)) -> Result<DemoReport> {
+pub fn run(
+    config: &DemoConfig,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<DemoReport> {
     let start = Instant::now();
     let constants = FateConstants::default();
     let mut anatomy = StrokeAnatomy::phantom_2d(config.nx, config.ny, config.spacing)?;
@@ -169,29 +174,43 @@ pub fn run(config: &DemoConfig, progress: &mut dyn FnMut(&str, usize, usize)) ->
     let run = run_patient(&mut anatomy, &patient, protocol, constants, &config.train)?;
     progress("fit models", 3, 3);
     let image = |x: &[f64]| {
-        let full = anatomy.grid().scatter(&anatomy.to_active(x, f64::NAN), f64::NAN).expect("active-cell field");
+        let full = anatomy
+            .grid()
+            .scatter(&anatomy.to_active(x, f64::NAN), f64::NAN)
+            .expect("active-cell field");
         let [nx, ny, _] = anatomy.grid().shape();
         Image { nx, ny, values: full }
     };
     let n = anatomy.n_voxels();
     let truth = truth_model(&patient, &run.perfusion, constants)?;
     let snap_t = [1.0, 2.0, 3.0, patient.t_treat, 12.0, protocol.t_final];
-    let snaps = simulate(&truth, &patient.fate_params().to_vec(), &vec![0.0; 2 * n], patient.t_treat, &snap_t)?;
+    let snaps = simulate(
+        &truth,
+        &patient.fate_params().to_vec(),
+        &vec![0.0; 2 * n],
+        patient.t_treat,
+        &snap_t,
+    )?;
     let snapshots = snap_t.iter().zip(&snaps).map(|(&t, y)| (t, image(&dead(y)))).collect();
     let plain = MechanisticModel::new(&run.perfusion, constants, 0.0)?;
     let theta = run.mechanistic.calibration.theta.clone();
     let vol_t: Vec<f64> = (0..=48).map(|k| 0.5 * k as f64).collect();
-    let volumes_truth = volumes(&anatomy, &truth, &patient.fate_params().to_vec(), patient.t_treat, &vol_t)?;
+    let volumes_truth =
+        volumes(&anatomy, &truth, &patient.fate_params().to_vec(), patient.t_treat, &vol_t)?;
     let volumes_fitted = volumes(&anatomy, &plain, &theta, patient.t_treat, &vol_t)?;
 
     // Timing curve: truth, point estimate, Laplace band, hybrid.
     let tt = &config.treat_times;
     progress("timing curve", 0, config.band_samples + 3);
-    let truth_ml = timing_curve(&anatomy, &truth, &patient.fate_params().to_vec(), tt, protocol.t_final)?;
+    let truth_ml =
+        timing_curve(&anatomy, &truth, &patient.fate_params().to_vec(), tt, protocol.t_final)?;
     let mechanistic_ml = timing_curve(&anatomy, &plain, &theta, tt, protocol.t_final)?;
-    let hybrid_ml = timing_curve(&anatomy, &run.hybrid.model, &run.hybrid.params, tt, protocol.t_final)?;
+    let hybrid_ml =
+        timing_curve(&anatomy, &run.hybrid.model, &run.hybrid.params, tt, protocol.t_final)?;
     let mut samples: Vec<Vec<f64>> = Vec::new();
-    for (k, th) in run.mechanistic.sample(config.band_samples, config.seed ^ 0x5eed).iter().enumerate() {
+    for (k, th) in
+        run.mechanistic.sample(config.band_samples, config.seed ^ 0x5eed).iter().enumerate()
+    {
         samples.push(timing_curve(&anatomy, &plain, th, tt, protocol.t_final)?);
         progress("timing curve", k + 1, config.band_samples + 3);
     }
@@ -202,7 +221,11 @@ pub fn run(config: &DemoConfig, progress: &mut dyn FnMut(&str, usize, usize)) ->
         lower_ml.push(if col.is_empty() { mechanistic_ml[i] } else { quantile(&col, 0.025) });
         upper_ml.push(if col.is_empty() { mechanistic_ml[i] } else { quantile(&col, 0.975) });
     }
-    let scale = if anatomy.grid().dim() == 3 { 1.0 } else { crate::anatomy::ADULT_BRAIN_ML / anatomy.tissue_ml() };
+    let scale = if anatomy.grid().dim() == 3 {
+        1.0
+    } else {
+        crate::anatomy::ADULT_BRAIN_ML / anatomy.tissue_ml()
+    };
     let expected_mrs = mechanistic_ml.iter().map(|v| outcome(v * scale).expected).collect();
     progress("timing curve", config.band_samples + 3, config.band_samples + 3);
 
@@ -239,7 +262,15 @@ pub fn run(config: &DemoConfig, progress: &mut dyn FnMut(&str, usize, usize)) ->
         parameters: run.estimates.clone(),
         volumes_truth,
         volumes_fitted,
-        timing: TimingCurve { treat_times: tt.clone(), truth_ml, mechanistic_ml, lower_ml, upper_ml, hybrid_ml, expected_mrs },
+        timing: TimingCurve {
+            treat_times: tt.clone(),
+            truth_ml,
+            mechanistic_ml,
+            lower_ml,
+            upper_ml,
+            hybrid_ml,
+            expected_mrs,
+        },
         patient,
         wall_s: start.elapsed().as_secs_f64(),
     })

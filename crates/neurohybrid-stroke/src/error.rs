@@ -51,6 +51,12 @@ pub enum StrokeError {
         /// The solver's status, formatted.
         status: String,
     },
+    /// A data file (fetched by `cargo xtask fetch-data`) is not there.
+    #[error("{path} not found: run `cargo xtask fetch-data`")]
+    DataMissing {
+        /// The missing file.
+        path: String,
+    },
     /// The anatomy has no brain tissue for the model to act on.
     #[error("no brain tissue in the mask ({what})")]
     NoTissue {
@@ -72,6 +78,10 @@ pub(crate) fn check_at_least(name: &'static str, value: f64, lo: f64) -> Result<
     if value.is_finite() && value >= lo {
         Ok(())
     } else {
-        Err(StrokeError::InvalidParameter { name, value, reason: "must be finite and not below its lower bound" })
+        Err(StrokeError::InvalidParameter {
+            name,
+            value,
+            reason: "must be finite and not below its lower bound",
+        })
     }
 }

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::anatomy::{OccludedPerfusion, StrokeAnatomy};
 use crate::error::Result;
 use crate::fate::{FateConstants, FateParams};
-use crate::fit::{Estimate, HybridModel, MechanisticFit, NeuralModel, TrainConfig, Trained, fit_hybrid, fit_mechanistic, fit_neural};
+use crate::fit::{
+    Estimate, HybridModel, MechanisticFit, NeuralModel, TrainConfig, Trained, fit_hybrid,
+    fit_mechanistic, fit_neural,
+};
 use crate::outcome::{dice, equivalent_ml, final_dead, rmse};
 use crate::patient::{MechanisticModel, Observation, Patient, Protocol, lesion_mask, observe};
 use crate::sim::Phased;
@@ -114,5 +117,14 @@ pub fn run_patient(
     let c_adm = patient.collateral * (-patient.collateral_decay * protocol.t_admission).exp();
     let truth = [patient.k_inj, patient.k_death, c_adm];
     let estimates = mech.estimates(Some(&truth));
-    Ok(PatientRun { patient: patient.clone(), perfusion: perf, observation: obs, mechanistic: mech, neural, hybrid, scores, estimates })
+    Ok(PatientRun {
+        patient: patient.clone(),
+        perfusion: perf,
+        observation: obs,
+        mechanistic: mech,
+        neural,
+        hybrid,
+        scores,
+        estimates,
+    })
 }

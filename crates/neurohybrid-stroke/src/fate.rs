@@ -64,7 +64,14 @@ pub struct FateConstants {
 
 impl Default for FateConstants {
     fn default() -> Self {
-        FateConstants { cbf_injury: 20.0, width_injury: 1.5, cbf_core: 12.0, width_core: 2.0, gamma: 0.1, k_rec: 0.5 }
+        FateConstants {
+            cbf_injury: 20.0,
+            width_injury: 1.5,
+            cbf_core: 12.0,
+            width_core: 2.0,
+            gamma: 0.1,
+            k_rec: 0.5,
+        }
     }
 }
 
@@ -144,15 +151,28 @@ impl FateSystem {
     ///
     /// # Errors
     /// Unequal lengths, non-finite perfusion, a negative decay rate.
-    pub fn new(p_normal: Vec<f64>, p_zero: Vec<f64>, constants: FateConstants, phase: Phase) -> Result<Self> {
+    pub fn new(
+        p_normal: Vec<f64>,
+        p_zero: Vec<f64>,
+        constants: FateConstants,
+        phase: Phase,
+    ) -> Result<Self> {
         check_len("p_zero", p_normal.len(), p_zero.len())?;
         if let Some(&x) = p_normal.iter().chain(&p_zero).find(|x| !x.is_finite()) {
-            return Err(StrokeError::InvalidParameter { name: "perfusion", value: x, reason: "must be finite" });
+            return Err(StrokeError::InvalidParameter {
+                name: "perfusion",
+                value: x,
+                reason: "must be finite",
+            });
         }
         if let Phase::Occluded { decay } = phase
             && !(decay.is_finite() && decay >= 0.0)
         {
-            return Err(StrokeError::InvalidParameter { name: "collateral_decay", value: decay, reason: "must be ≥ 0" });
+            return Err(StrokeError::InvalidParameter {
+                name: "collateral_decay",
+                value: decay,
+                reason: "must be ≥ 0",
+            });
         }
         Ok(FateSystem { p_normal, p_zero, constants, phase })
     }
@@ -283,7 +303,13 @@ mod tests {
     use super::*;
 
     fn system(phase: Phase) -> FateSystem {
-        FateSystem::new(vec![60.0, 24.0, 50.0], vec![5.0, 3.0, 30.0], FateConstants::default(), phase).unwrap()
+        FateSystem::new(
+            vec![60.0, 24.0, 50.0],
+            vec![5.0, 3.0, 30.0],
+            FateConstants::default(),
+            phase,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -329,6 +355,9 @@ mod tests {
         let y = [0.5, 0.5, 0.5, 0.2, 0.2, 0.2];
         s.rhs(0.0, &y, &[2.0, 1.0, 0.3], &mut dy);
         assert!(dy[3] < 1e-6 && dy[0] < -0.2);
-        assert!(FateSystem::new(vec![1.0], vec![], FateConstants::default(), Phase::Reperfused).is_err());
+        assert!(
+            FateSystem::new(vec![1.0], vec![], FateConstants::default(), Phase::Reperfused)
+                .is_err()
+        );
     }
 }

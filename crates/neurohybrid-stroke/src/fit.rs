@@ -20,7 +20,9 @@
 //! masks, gradients by the discrete adjoint through the Tsit5 steps
 //! (`neurohybrid_solve::sensitivity`).
 
-use neurohybrid_hybrid::{Calibration, Calibrator, NetworkRhs, OdeResiduals, Parallel, ResidualModel, Transform};
+use neurohybrid_hybrid::{
+    Calibration, Calibrator, NetworkRhs, OdeResiduals, Parallel, ResidualModel, Transform,
+};
 use neurohybrid_nn::optim::{Adam, Optimizer};
 use neurohybrid_nn::{Activation, Init, Layer, Mlp, initialize};
 use neurohybrid_solve::sensitivity::{DiscreteAdjoint, SquaredMisfit, gradient};
@@ -63,7 +65,12 @@ impl<R: ResidualModel> ResidualModel for StrokeResiduals<R> {
         }
         self.lesion.residuals(theta, &mut r[np..])
     }
-    fn jacobian(&self, theta: &[f64], r: &mut [f64], jac: &mut [f64]) -> neurohybrid_hybrid::Result<()> {
+    fn jacobian(
+        &self,
+        theta: &[f64],
+        r: &mut [f64],
+        jac: &mut [f64],
+    ) -> neurohybrid_hybrid::Result<()> {
         let c = theta[self.c_index];
         let (np, m) = (self.perf.len(), theta.len());
         for (k, &(obs, p0, span)) in self.perf.iter().enumerate() {
@@ -126,7 +133,12 @@ impl MechanisticFit {
     pub fn sample(&self, n: usize, seed: u64) -> Vec<Vec<f64>> {
         let c = &self.calibration;
         let m = c.theta.len();
-        let z: Vec<f64> = c.theta.iter().zip(&self.transforms).map(|(t, tr)| tr.to_free(*t).unwrap_or(0.0)).collect();
+        let z: Vec<f64> = c
+            .theta
+            .iter()
+            .zip(&self.transforms)
+            .map(|(t, tr)| tr.to_free(*t).unwrap_or(0.0))
+            .collect();
         // Cholesky of the m × m covariance (m = 3), with a tiny jitter for safety.
         let mut l = vec![0.0; m * m];
         for i in 0..m {
@@ -165,19 +177,35 @@ pub fn fit_mechanistic(
     theta0: FateParams,
 ) -> Result<MechanisticFit> {
     let n = perf.p_normal.len();
-    let system = FateSystem::new(perf.p_normal.clone(), perf.p_zero.clone(), constants, Phase::Occluded { decay: 0.0 })?;
+    let system = FateSystem::new(
+        perf.p_normal.clone(),
+        perf.p_zero.clone(),
+        constants,
+        Phase::Occluded { decay: 0.0 },
+    )?;
     let t_last = protocol.t_scans.last().copied().unwrap_or(protocol.t_admission);
     let problem = Problem::new(system, vec![0.0; 2 * n], theta0.to_vec(), (0.0, t_last));
     let observed: Vec<usize> = (n..2 * n).collect();
     let data: Vec<f64> = obs.masks.iter().flatten().copied().collect();
-    let lesion = OdeResiduals::new(problem, Tsit5, controller(), protocol.t_scans.clone(), vec![0.0; protocol.t_scans.len() * 2 * n])?
-        .observed(observed, data)?
-        .sigma(SIGMA_MASK)?;
+    let lesion = OdeResiduals::new(
+        problem,
+        Tsit5,
+        controller(),
+        protocol.t_scans.clone(),
+        vec![0.0; protocol.t_scans.len() * 2 * n],
+    )?
+    .observed(observed, data)?
+    .sigma(SIGMA_MASK)?;
     let perf_rows = (0..n)
         .filter(|&j| perf.p_normal[j] - perf.p_zero[j] > 1.0)
         .map(|j| (obs.cbf_admission[j], perf.p_zero[j], perf.p_normal[j] - perf.p_zero[j]))
         .collect();
-    let model = StrokeResiduals { lesion, perf: perf_rows, inv_sigma_cbf: 1.0 / protocol.cbf_noise, c_index: 2 };
+    let model = StrokeResiduals {
+        lesion,
+        perf: perf_rows,
+        inv_sigma_cbf: 1.0 / protocol.cbf_noise,
+        c_index: 2,
+    };
     let transforms = vec![Transform::Log, Transform::Log, Transform::Logit { lo: 0.0, hi: 1.0 }];
     let calibrator = Calibrator { max_iterations: 60, ..Calibrator::new(transforms.clone()) };
     let calibration = calibrator.calibrate(&model, &theta0.to_vec())?;
@@ -202,7 +230,13 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { hidden: 12, iterations: 50, learning_rate: 2e-2, seed: 7, hybrid_time_input: false }
+        TrainConfig {
+            hidden: 12,
+            iterations: 50,
+            learning_rate: 2e-2,
+            seed: 7,
+            hybrid_time_input: false,
+        }
     }
 }
 
@@ -338,7 +372,9 @@ impl neurohybrid_system::Jvp for Gated {
 /// zero initial state already explains; training on them only costs time).
 fn training_voxels(perf: &OccludedPerfusion, obs: &Observation) -> Vec<usize> {
     (0..perf.p_normal.len())
-        .filter(|&j| obs.cbf_admission[j] < 0.8 * perf.p_normal[j] || obs.masks.iter().any(|m| m[j] > 0.5))
+        .filter(|&j| {
+            obs.cbf_admission[j] < 0.8 * perf.p_normal[j] || obs.masks.iter().any(|m| m[j] > 0.5)
+        })
         .collect()
 }
 
@@ -414,12 +450,15 @@ fn train<S: Vjp + Clone>(
     let mut state = adam.init(params.len() - trainable)?;
     let mut grad_w = vec![0.0; params.len() - trainable];
     for _ in 0..cfg.iterations {
-        let problem = Problem::new(system.clone(), vec![0.0; 2 * n], params.to_vec(), (0.0, t_last));
+        let problem =
+            Problem::new(system.clone(), vec![0.0; 2 * n], params.to_vec(), (0.0, t_last));
         let g = gradient(&problem, &Tsit5, &ctrl, &save, &loss, &DiscreteAdjoint::default())?;
         history.push(g.value);
         grad_w.copy_from_slice(&g.dl_dp[trainable..]);
         if grad_w.iter().any(|x| !x.is_finite()) {
-            return Err(StrokeError::IntegrationFailed { status: "non-finite training gradient".into() });
+            return Err(StrokeError::IntegrationFailed {
+                status: "non-finite training gradient".into(),
+            });
         }
         adam.step(&mut state, &mut params[trainable..], &grad_w)?;
     }
@@ -442,7 +481,12 @@ pub struct Trained<M> {
 ///
 /// # Errors
 /// From the network, the solves or the optimizer.
-pub fn fit_neural(perf: &OccludedPerfusion, obs: &Observation, protocol: &Protocol, cfg: &TrainConfig) -> Result<Trained<NeuralModel>> {
+pub fn fit_neural(
+    perf: &OccludedPerfusion,
+    obs: &Observation,
+    protocol: &Protocol,
+    cfg: &TrainConfig,
+) -> Result<Trained<NeuralModel>> {
     let (mlp, mut w) = network(cfg, true)?;
     let idx = training_voxels(perf, obs);
     let sub = restrict(obs, &idx);

@@ -20,7 +20,8 @@ use crate::patient::dead;
 use crate::sim::{Phased, simulate};
 
 /// Intercepts `α_k` of the outcome model (logits of the no-infarct cumulative probabilities).
-const MRS_ALPHA: [f64; 6] = [0.0, 1.386_294_361, 2.197_224_577, 2.944_438_979, 3.891_820_298, 4.595_119_85];
+const MRS_ALPHA: [f64; 6] =
+    [0.0, 1.386_294_361, 2.197_224_577, 2.944_438_979, 3.891_820_298, 4.595_119_85];
 /// Slope `b` (per ml of final infarct).
 const MRS_SLOPE: f64 = 0.04;
 
@@ -108,8 +109,9 @@ pub fn volumes<M: Phased<System = FateSystem>>(
         core_ml.push(anatomy.volume_ml(&d));
         let sys = if t < t_treat { model.occluded() } else { model.reperfused() };
         let theta = sys.constants().cbf_injury;
-        let at_risk: Vec<f64> =
-            (0..n).map(|j| if sys.cbf(j, t, params[2]).0 < theta { 1.0 - d[j] } else { 0.0 }).collect();
+        let at_risk: Vec<f64> = (0..n)
+            .map(|j| if sys.cbf(j, t, params[2]).0 < theta { 1.0 - d[j] } else { 0.0 })
+            .collect();
         penumbra_ml.push(anatomy.volume_ml(&at_risk));
     }
     Ok(VolumeSeries { t: times.to_vec(), core_ml, penumbra_ml })
@@ -120,7 +122,13 @@ pub fn volumes<M: Phased<System = FateSystem>>(
 ///
 /// # Errors
 /// From the solve.
-pub fn final_dead<M: Phased>(model: &M, params: &[f64], n_voxels: usize, t_treat: f64, t_final: f64) -> Result<Vec<f64>> {
+pub fn final_dead<M: Phased>(
+    model: &M,
+    params: &[f64],
+    n_voxels: usize,
+    t_treat: f64,
+    t_final: f64,
+) -> Result<Vec<f64>> {
     let ys = simulate(model, params, &vec![0.0; 2 * n_voxels], t_treat, &[t_final])?;
     Ok(dead(&ys[0]).into_iter().map(|d| if d.is_nan() { 1.0 } else { d.clamp(0.0, 1.0) }).collect())
 }
@@ -138,7 +146,9 @@ pub fn timing_curve<M: Phased>(
 ) -> Result<Vec<f64>> {
     treat_times
         .iter()
-        .map(|&t| Ok(anatomy.volume_ml(&final_dead(model, params, anatomy.n_voxels(), t, t_final)?)))
+        .map(|&t| {
+            Ok(anatomy.volume_ml(&final_dead(model, params, anatomy.n_voxels(), t, t_final)?))
+        })
         .collect()
 }
 

@@ -114,7 +114,11 @@ impl MechanisticModel {
     ///
     /// # Errors
     /// As [`FateSystem::new`].
-    pub fn new(perfusion: &OccludedPerfusion, constants: FateConstants, decay: f64) -> Result<Self> {
+    pub fn new(
+        perfusion: &OccludedPerfusion,
+        constants: FateConstants,
+        decay: f64,
+    ) -> Result<Self> {
         let occluded = FateSystem::new(
             perfusion.p_normal.clone(),
             perfusion.p_zero.clone(),
@@ -200,7 +204,11 @@ pub fn injured(y: &[f64]) -> Vec<f64> {
 ///
 /// # Errors
 /// As [`MechanisticModel::new`].
-pub fn truth_model(patient: &Patient, perfusion: &OccludedPerfusion, constants: FateConstants) -> Result<MechanisticModel> {
+pub fn truth_model(
+    patient: &Patient,
+    perfusion: &OccludedPerfusion,
+    constants: FateConstants,
+) -> Result<MechanisticModel> {
     MechanisticModel::new(perfusion, constants, patient.collateral_decay)
 }
 
@@ -219,10 +227,18 @@ pub fn observe(
     let n = anatomy.n_voxels();
     let mut times = protocol.t_scans.clone();
     times.push(protocol.t_final);
-    let ys = simulate(&model, &patient.fate_params().to_vec(), &vec![0.0; 2 * n], patient.t_treat, &times)?;
+    let ys = simulate(
+        &model,
+        &patient.fate_params().to_vec(),
+        &vec![0.0; 2 * n],
+        patient.t_treat,
+        &times,
+    )?;
     let mut rng = Rng::new(patient.seed);
     let c_adm = patient.collateral * (-patient.collateral_decay * protocol.t_admission).exp();
-    let cbf_admission = model.occluded.cbf_map(protocol.t_admission, patient.collateral)
+    let cbf_admission = model
+        .occluded
+        .cbf_map(protocol.t_admission, patient.collateral)
         .iter()
         .map(|&c| (c + protocol.cbf_noise * rng.normal()).max(0.0))
         .collect();

@@ -117,7 +117,14 @@ pub struct PerfusionParams {
 impl Default for PerfusionParams {
     fn default() -> Self {
         // √(K/β₀) ≈ 4.5 mm; β₀ p_a = 60 ml/100 g/min in gray matter.
-        PerfusionParams { k: 20.0, beta_gm: 1.0, wm_ratio: 0.4, beta_floor: 0.02, p_a: 60.0, p_v: 0.0 }
+        PerfusionParams {
+            k: 20.0,
+            beta_gm: 1.0,
+            wm_ratio: 0.4,
+            beta_floor: 0.02,
+            p_a: 60.0,
+            p_v: 0.0,
+        }
     }
 }
 
@@ -162,7 +169,11 @@ impl Occlusion {
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [("severity", self.severity), ("collateral", self.collateral)] {
             if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
-                return Err(StrokeError::InvalidParameter { name, value: v, reason: "must lie in [0, 1]" });
+                return Err(StrokeError::InvalidParameter {
+                    name,
+                    value: v,
+                    reason: "must lie in [0, 1]",
+                });
             }
         }
         Ok(())
@@ -193,15 +204,18 @@ impl Perfusion {
         let n = grid.n_active();
         let brain: Vec<f64> = wm.iter().zip(&gm).map(|(w, g)| w + g).collect();
         if !brain.iter().any(|&b| b > 0.5) {
-            return Err(StrokeError::NoTissue { what: "no active cell with p_wm + p_gm > 0.5".into() });
+            return Err(StrokeError::NoTissue {
+                what: "no active cell with p_wm + p_gm > 0.5".into(),
+            });
         }
-        let gm_weight: Vec<f64> = wm.iter().zip(&gm).map(|(w, g)| g + params.wm_ratio * w).collect();
-        let beta: Vec<f64> = gm_weight.iter().map(|gw| params.beta_gm * gw + params.beta_floor).collect();
+        let gm_weight: Vec<f64> =
+            wm.iter().zip(&gm).map(|(w, g)| g + params.wm_ratio * w).collect();
+        let beta: Vec<f64> =
+            gm_weight.iter().map(|gw| params.beta_gm * gw + params.beta_floor).collect();
         let k = vec![params.k; n];
         // Centroid of brain tissue in world coordinates (the territories' centre).
         let (mut cx, mut cy, mut mass) = (0.0, 0.0, 0.0);
-        let world: Vec<[f64; 3]> =
-            grid.active_voxels().iter().map(|&v| grid.world(v)).collect();
+        let world: Vec<[f64; 3]> = grid.active_voxels().iter().map(|&v| grid.world(v)).collect();
         for (x, b) in world.iter().zip(&brain) {
             cx += b * x[0];
             cy += b * x[1];
@@ -257,7 +271,10 @@ impl Perfusion {
         self.territory
             .chunks_exact(6)
             .map(|r| {
-                let (best, _) = r.iter().enumerate().fold((0, f64::MIN), |acc, (i, &w)| if w > acc.1 { (i, w) } else { acc });
+                let (best, _) = r
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::MIN), |acc, (i, &w)| if w > acc.1 { (i, w) } else { acc });
                 Territory::ALL[best]
             })
             .collect()
@@ -269,7 +286,11 @@ impl Perfusion {
         let Some(o) = occlusion else { return Ok(vec![1.0; self.n()]) };
         o.validate()?;
         let t = o.territory.index();
-        Ok(self.territory.chunks_exact(6).map(|r| 1.0 - o.severity * r[t] * (1.0 - o.collateral)).collect())
+        Ok(self
+            .territory
+            .chunks_exact(6)
+            .map(|r| 1.0 - o.severity * r[t] * (1.0 - o.collateral))
+            .collect())
     }
 
     /// The arterial inflow `f = β p_a s`.
@@ -321,7 +342,15 @@ impl Perfusion {
                 d_collateral += lf * o.severity;
             }
         }
-        Ok(PerfusionGradient { d_k_field: d_k, d_beta_field: d_beta, d_k: d_k_scalar, d_beta_gm, d_p_a, d_severity, d_collateral })
+        Ok(PerfusionGradient {
+            d_k_field: d_k,
+            d_beta_field: d_beta,
+            d_k: d_k_scalar,
+            d_beta_gm,
+            d_p_a,
+            d_severity,
+            d_collateral,
+        })
     }
 }
 

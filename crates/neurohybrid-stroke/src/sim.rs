@@ -64,19 +64,34 @@ fn segment<S: OdeSystem + Clone>(
 ///
 /// # Errors
 /// Unsorted or negative times; an integration that does not finish.
-pub fn simulate<M: Phased>(model: &M, params: &[f64], y0: &[f64], t_treat: f64, times: &[f64]) -> Result<Vec<Vec<f64>>> {
+pub fn simulate<M: Phased>(
+    model: &M,
+    params: &[f64],
+    y0: &[f64],
+    t_treat: f64,
+    times: &[f64],
+) -> Result<Vec<Vec<f64>>> {
     if times.windows(2).any(|w| w[1] < w[0]) || times.first().is_some_and(|&t| t < 0.0) {
-        return Err(StrokeError::InvalidParameter { name: "times", value: times[0], reason: "must be ascending and ≥ 0" });
+        return Err(StrokeError::InvalidParameter {
+            name: "times",
+            value: times[0],
+            reason: "must be ascending and ≥ 0",
+        });
     }
     if t_treat.is_nan() || t_treat < 0.0 {
-        return Err(StrokeError::InvalidParameter { name: "t_treat", value: t_treat, reason: "must be ≥ 0" });
+        return Err(StrokeError::InvalidParameter {
+            name: "t_treat",
+            value: t_treat,
+            reason: "must be ≥ 0",
+        });
     }
     let t_end = times.last().copied().unwrap_or(0.0);
     let split = times.partition_point(|&t| t <= t_treat);
     let t_switch = t_treat.min(t_end);
     let (mut out, y_t) = segment(model.occluded(), params, y0, (0.0, t_switch), &times[..split])?;
     if split < times.len() {
-        let (after, _) = segment(model.reperfused(), params, &y_t, (t_treat, t_end), &times[split..])?;
+        let (after, _) =
+            segment(model.reperfused(), params, &y_t, (t_treat, t_end), &times[split..])?;
         out.extend(after);
     }
     Ok(out)

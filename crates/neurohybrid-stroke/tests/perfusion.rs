@@ -53,7 +53,9 @@ fn second_order_on_a_manufactured_solution() {
 fn inflow_equals_perfusion_integral() {
     let p = Phantom::new_2d(40, 48, 4.0).unwrap();
     let mut perf = Perfusion::new(p.grid(), p.tissue(), PerfusionParams::default()).unwrap();
-    for occ in [None, Some(Occlusion { territory: Territory::RightMca, severity: 1.0, collateral: 0.2 })] {
+    for occ in
+        [None, Some(Occlusion { territory: Territory::RightMca, severity: 1.0, collateral: 0.2 })]
+    {
         let f = perf.source(occ.as_ref()).unwrap();
         let s = perf.solve(occ.as_ref()).unwrap();
         let imbalance = s.flux_imbalance(&f);
@@ -120,10 +122,22 @@ fn adjoint_gradients_match_finite_differences() {
         (f(x + e) - f(x - e)) / (2.0 * e)
     };
     check("K", fd(&|k| j_of(PerfusionParams { k, ..params }, occ), params.k), grad.d_k);
-    check("beta_gm", fd(&|b| j_of(PerfusionParams { beta_gm: b, ..params }, occ), params.beta_gm), grad.d_beta_gm);
+    check(
+        "beta_gm",
+        fd(&|b| j_of(PerfusionParams { beta_gm: b, ..params }, occ), params.beta_gm),
+        grad.d_beta_gm,
+    );
     check("p_a", fd(&|x| j_of(PerfusionParams { p_a: x, ..params }, occ), params.p_a), grad.d_p_a);
-    check("severity", fd(&|x| j_of(params, Occlusion { severity: x, ..occ }), occ.severity), grad.d_severity);
-    check("collateral", fd(&|x| j_of(params, Occlusion { collateral: x, ..occ }), occ.collateral), grad.d_collateral);
+    check(
+        "severity",
+        fd(&|x| j_of(params, Occlusion { severity: x, ..occ }), occ.severity),
+        grad.d_severity,
+    );
+    check(
+        "collateral",
+        fd(&|x| j_of(params, Occlusion { collateral: x, ..occ }), occ.collateral),
+        grad.d_collateral,
+    );
 
     // Per-cell fields: perturb K_i and β_i directly in the Darcy problem (source fixed), with
     // J = ½ Σ w (CBF − CBF_ref)², CBF_ref = CBF − 1, so that J is O(n) and a per-cell

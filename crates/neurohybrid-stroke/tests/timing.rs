@@ -32,7 +32,13 @@ fn infarct_grows_with_delay_and_plateaus_when_the_penumbra_is_gone() {
         let slope_late = (curve[n - 1] - curve[n - 3]) / (delays[n - 1] - delays[n - 3]);
         eprintln!(
             "{}: infarct {:.3} → {:.3} ml, penumbra {:.3} → {:.3} ml, slope {:.4} → {:.5} ml/h",
-            patient.id, curve[0], curve[n - 1], early, late, slope_early, slope_late
+            patient.id,
+            curve[0],
+            curve[n - 1],
+            early,
+            late,
+            slope_early,
+            slope_late
         );
         assert!(late < 0.05 * early, "{}: penumbra not gone by 40 h", patient.id);
         assert!(slope_late < 0.05 * slope_early, "{}: no plateau", patient.id);
