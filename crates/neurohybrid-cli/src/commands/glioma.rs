@@ -196,21 +196,29 @@ fn snapshots(
     let mask = slice_mask(grid, z);
     let (flair, t1) = levels;
     let mut fig = Figure::new(days.len()).title(title).panel_size(250, 240);
-    let phase = |i: usize| if i < n_training { "fit" } else { "held out" };
-    for (i, d) in days.iter().enumerate() {
-        match observed.get(i) {
-            Some(o) => fig.push(
-                Heatmap::new(format!("observed, day {d:.0}"), slice_field(grid, z, o))
-                    .mask(mask.clone())
-                    .range(0.0, 1.0),
-            ),
-            None => fig.push(Panel::Empty),
-        };
+    // Without models (a plain simulation) the field is the simulation, not a "truth".
+    let truth_name = if models.is_empty() { "simulated" } else { "truth" };
+    let phase = |i: usize| match (models.is_empty(), i < n_training) {
+        (true, _) => String::new(),
+        (false, true) => " (fit)".into(),
+        (false, false) => " (held out)".into(),
+    };
+    if !observed.is_empty() {
+        for (i, d) in days.iter().enumerate() {
+            match observed.get(i) {
+                Some(o) => fig.push(
+                    Heatmap::new(format!("observed, day {d:.0}"), slice_field(grid, z, o))
+                        .mask(mask.clone())
+                        .range(0.0, 1.0),
+                ),
+                None => fig.push(Panel::Empty),
+            };
+        }
     }
     for (i, d) in days.iter().enumerate() {
         fig.push(
             Heatmap::new(
-                format!("truth, day {d:.0} ({})", phase(i)),
+                format!("{truth_name}, day {d:.0}{}", phase(i)),
                 slice_field(grid, z, &truth[i]),
             )
             .mask(mask.clone())
