@@ -9,6 +9,8 @@
 //!   the factorization itself: symmetric pattern once, symmetric values at every refactorization,
 //!   positive pivots), sparse LU ([`SparseLu`]) otherwise or after Cholesky failed once
 //!   (symbolic analysis once per solve in either case, numeric refactorizations after),
+//!   or no factorization: [`LinearBackend::Krylov`] assembles `W` and solves it by CG/GMRES
+//!   to tolerances derived from Newton's ([`KrylovW`], ADR 0016),
 //! - the refresh policy: `J` is reused across steps and only re-evaluated when a Newton
 //!   iteration fails or converges slowly, or after [`WConfig::max_jacobian_age`] accepted steps;
 //!   `W` is refactored only when `J` was refreshed or `hγ` moved by more than
