@@ -6,6 +6,10 @@ pub use neurohybrid_autodiff as autodiff;
 /// Glioma growth: scenarios, Fisher–Kolmogorov with treatments, synthetic patients,
 /// mechanistic / neural / hybrid fits (`neurohybrid-glioma`, L5).
 pub use neurohybrid_glioma as glioma;
+/// Alzheimer's disease: protein spreading on the connectome (`neurohybrid-alzheimer`, L5).
+pub use neurohybrid_alzheimer as alzheimer;
+/// Stroke: perfusion, tissue fate and treatment timing (`neurohybrid-stroke`, L5).
+pub use neurohybrid_stroke as stroke;
 /// Hybrid compositions, the trainer, calibration with uncertainty (`neurohybrid-hybrid`, L4).
 pub use neurohybrid_hybrid as hybrid;
 /// Dense and sparse factorizations, Krylov solvers, Newton (`neurohybrid-linalg`, L0).
