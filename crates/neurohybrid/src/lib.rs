@@ -1,15 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+/// Alzheimer's disease: protein spreading on the connectome (`neurohybrid-alzheimer`, L5).
+pub use neurohybrid_alzheimer as alzheimer;
 /// Autodiff graphs compiled into allocation-free tapes (`neurohybrid-autodiff`, L0).
 pub use neurohybrid_autodiff as autodiff;
 /// Glioma growth: scenarios, Fisher–Kolmogorov with treatments, synthetic patients,
 /// mechanistic / neural / hybrid fits (`neurohybrid-glioma`, L5).
 pub use neurohybrid_glioma as glioma;
-/// Alzheimer's disease: protein spreading on the connectome (`neurohybrid-alzheimer`, L5).
-pub use neurohybrid_alzheimer as alzheimer;
-/// Stroke: perfusion, tissue fate and treatment timing (`neurohybrid-stroke`, L5).
-pub use neurohybrid_stroke as stroke;
 /// Hybrid compositions, the trainer, calibration with uncertainty (`neurohybrid-hybrid`, L4).
 pub use neurohybrid_hybrid as hybrid;
 /// Dense and sparse factorizations, Krylov solvers, Newton (`neurohybrid-linalg`, L0).
@@ -25,6 +23,8 @@ pub use neurohybrid_solve as solve;
 pub use neurohybrid_solve_explicit as explicit;
 /// Stiff methods: BDF, Rosenbrock, SDIRK/ESDIRK, IMEX (`neurohybrid-solve-implicit`, L3).
 pub use neurohybrid_solve_implicit as implicit;
+/// Stroke: perfusion, tissue fate and treatment timing (`neurohybrid-stroke`, L5).
+pub use neurohybrid_stroke as stroke;
 /// `OdeSystem` and its capability traits, `ParamLayout`, `TapeSystem` (`neurohybrid-system`, L1).
 pub use neurohybrid_system as system;
 
