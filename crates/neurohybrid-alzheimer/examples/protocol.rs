@@ -13,8 +13,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ProtocolConfig::for_cohort(&cohort);
     config.train.max_iterations = iters;
     let t = std::time::Instant::now();
-    let report = run(&cohort, &config, &mut |p| {
-        eprintln!("phase {p:?} at {:.2} s", t.elapsed().as_secs_f64())
+    let report = run(&cohort, &config, &mut |p, done, _| {
+        if done == 0 {
+            eprintln!("phase {p:?} at {:.2} s", t.elapsed().as_secs_f64());
+        }
     })?;
     for s in &report.subjects {
         let r: Vec<String> = s

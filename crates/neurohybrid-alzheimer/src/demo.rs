@@ -18,7 +18,7 @@ use crate::train::residual_curve;
 /// Demo settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DemoConfig {
-    /// Subjects in the training cohort (the demo subject is the first).
+    /// Subjects in the training cohort (the demo subject is the one whose stage advances most).
     pub n_subjects: usize,
     /// Random seed of the cohort.
     pub seed: u64,
@@ -97,6 +97,8 @@ pub struct FigureData {
     pub centres: Vec<[f64; 3]>,
     /// Stage group of each region (`None` outside the DK set).
     pub stage_groups: Vec<Option<usize>>,
+    /// Edges `(i, j, weight)` with `i < j` of the normalized connectome.
+    pub edges: Vec<(usize, usize, f64)>,
     /// Names of the stages 1..=5.
     pub stage_names: Vec<String>,
     /// Dense time grid (years since seeding).
@@ -159,11 +161,14 @@ pub struct DemoReport {
     pub figures: FigureData,
 }
 
-/// Runs the demo; `on_phase` reports progress.
+/// Runs the demo; `on_progress(phase, done, total)` reports progress.
 ///
 /// # Errors
 /// A failed fit, training run or solve.
-pub fn run(config: &DemoConfig, on_phase: &mut dyn FnMut(Phase)) -> Result<DemoReport> {
+pub fn run(
+    config: &DemoConfig,
+    on_progress: &mut dyn FnMut(Phase, usize, usize),
+) -> Result<DemoReport> {
     let start = Instant::now();
     let brain = Brain::synthetic_dk68();
     let cohort_cfg = CohortConfig {
@@ -174,9 +179,17 @@ pub fn run(config: &DemoConfig, on_phase: &mut dyn FnMut(Phase)) -> Result<DemoR
     let cohort = generate(&brain, &cohort_cfg)?;
     let mut pcfg = ProtocolConfig::for_cohort(&cohort);
     pcfg.train.max_iterations = config.max_iterations;
-    let report = run_protocol(&cohort, &pcfg, on_phase)?;
-    let subject = &cohort.subjects[0];
-    let outcome = &report.subjects[0];
+    let report = run_protocol(&cohort, &pcfg, on_progress)?;
+    // The demo subject: the one whose true stage advances most over its visits (the first such),
+    // so the staging figure has something to show.
+    let index = (0..report.subjects.len())
+        .max_by_key(|&i| {
+            let s = &report.subjects[i].true_stages;
+            (s.last().copied().unwrap_or(0).saturating_sub(s[0]), std::cmp::Reverse(i))
+        })
+        .unwrap_or(0);
+    let subject = &cohort.subjects[index];
+    let outcome = &report.subjects[index];
     let n = brain.n_regions();
     let k = subject.n_early;
 
@@ -238,7 +251,7 @@ pub fn run(config: &DemoConfig, on_phase: &mut dyn FnMut(Phase)) -> Result<DemoR
             report.series.as_ref(),
         ),
         &pcfg,
-        0,
+        index,
         &times,
     )?;
     pred_list.retain(|(m, _)| m != "series");
@@ -262,6 +275,14 @@ pub fn run(config: &DemoConfig, on_phase: &mut dyn FnMut(Phase)) -> Result<DemoR
         labels: brain.labels().to_vec(),
         centres: brain.centres().to_vec(),
         stage_groups: brain.stage_groups().to_vec(),
+        edges: brain
+            .connectome()
+            .graph()
+            .weights()
+            .triplet_iter()
+            .filter(|(i, j, _)| i < j)
+            .map(|(i, j, w)| (i, j, *w))
+            .collect(),
         stage_names: STAGE_NAMES.iter().map(|s| s.to_string()).collect(),
         truth: truth_traj,
         predictions: pred_list,

@@ -1,9 +1,9 @@
 //! The inverse problem: per-subject `κ`, `α` and seed from the early visits.
 //!
 //! The objective is the Gaussian negative log-likelihood of the observed concentrations at the
-//! early visits, `½ Σ (c_i(t_k) − ĉ_{k,i})² / σ²`, minimized over `z = (ln κ, ln α, ln s)`
-//! (log transforms keep the rates and the seeded amount positive, and make the problem better
-//! scaled) by L-BFGS with strong-Wolfe line search. Gradients come from the discrete adjoint
+//! early visits, `½ Σ (c_i(t_k) − ĉ_{k,i})² / σ²`, minimized over `z = (ln κ, ln α, logit s)`
+//! (log transforms keep the rates positive, a logit keeps the seeded amount in `(0, 1)`,
+//! and both make the problem better scaled) by L-BFGS with strong-Wolfe line search. Gradients come from the discrete adjoint
 //! of the Tsit5 solve (the exact derivative of the computed trajectory, so line searches see
 //! a consistent objective; Sandu 2006). The seed region is discrete: the candidates with the
 //! highest concentration at the first visit are each fitted and the best kept. Uncertainty:
@@ -108,7 +108,26 @@ pub(crate) fn early_data(subject: &Subject, obs: &ObservationModel) -> EarlyData
     EarlyData { times: subject.times[..k].to_vec(), targets, sigma: obs.concentration_sd() }
 }
 
-/// Objective and its gradient in `z = (ln κ, ln α, ln s)` for a fixed seed region.
+/// The transforms of `(κ, α, s)`: rates positive, the seeded amount in `(0, 1)` (the carrying
+/// capacity; without the bound a misspecified model can trade an impossible seed of several
+/// capacities against a smaller α).
+pub fn transforms() -> [Transform; 3] {
+    [Transform::Log, Transform::Log, Transform::Logit { lo: 0.0, hi: 1.0 }]
+}
+
+/// `(κ, α, s)` from the free parameters `z`, and `dθ/dz`.
+pub(crate) fn from_free(z: &[f64]) -> ([f64; 3], [f64; 3]) {
+    let t = transforms();
+    (std::array::from_fn(|i| t[i].to_param(z[i])), std::array::from_fn(|i| t[i].derivative(z[i])))
+}
+
+/// Free parameters of `(κ, α, s)`.
+pub(crate) fn to_free(theta: &[f64; 3]) -> Result<Vec<f64>> {
+    let t = transforms();
+    Ok((0..3).map(|i| t[i].to_free(theta[i])).collect::<neurohybrid_hybrid::Result<_>>()?)
+}
+
+/// Objective and its gradient in `z = (ln κ, ln α, logit s)` for a fixed seed region.
 fn objective<S: Vjp>(
     system: &S,
     tail: &[f64],
@@ -118,7 +137,7 @@ fn objective<S: Vjp>(
     grad: &mut [f64],
 ) -> Result<f64> {
     let n = system.n_states();
-    let (kappa, alpha, s) = (z[0].exp(), z[1].exp(), z[2].exp());
+    let ([kappa, alpha, s], d) = from_free(z);
     let mut p = vec![kappa, alpha];
     p.extend_from_slice(tail);
     let mut y0 = vec![0.0; n];
@@ -129,9 +148,9 @@ fn objective<S: Vjp>(
         SquaredMisfit::new(data.targets.clone()).with_weight(0.5 / (data.sigma * data.sigma));
     let save = neurohybrid_solve::SaveAt::Times(data.times.clone());
     let g = gradient(&problem, &Tsit5, &controller(), &save, &loss, &adjoint())?;
-    grad[0] = g.dl_dp[0] * kappa;
-    grad[1] = g.dl_dp[1] * alpha;
-    grad[2] = g.dl_dy0[seed] * s;
+    grad[0] = g.dl_dp[0] * d[0];
+    grad[1] = g.dl_dp[1] * d[1];
+    grad[2] = g.dl_dy0[seed] * d[2];
     Ok(g.value)
 }
 
@@ -162,7 +181,7 @@ pub fn fit_subject<S: Vjp + Jvp>(
     let mut best: Option<(f64, usize, Vec<f64>)> = None;
     let (mut iterations, mut evaluations) = (0, 0);
     for &seed in &cands {
-        let mut z: Vec<f64> = config.start.iter().map(|v| v.ln()).collect();
+        let mut z = to_free(&config.start)?;
         let report = lbfgs.minimize(&mut z, |z, g| {
             objective(system, tail, seed, &data, z, g).unwrap_or(f64::INFINITY)
         })?;
@@ -173,7 +192,7 @@ pub fn fit_subject<S: Vjp + Jvp>(
         }
     }
     let (cost, seed_region, z) = best.expect("at least one candidate");
-    let theta = [z[0].exp(), z[1].exp(), z[2].exp()];
+    let (theta, _) = from_free(&z);
     let intervals = if config.intervals {
         laplace(system, tail, seed_region, &data, &theta).ok()
     } else {
@@ -209,7 +228,7 @@ fn laplace<S: Jvp>(
     let model = OdeResiduals::new(problem, Tsit5, ctrl, data.times.clone(), data.targets.clone())?
         .sigma(data.sigma)?
         .calibrate(vec![0, 1], vec![seed])?;
-    let cal = Calibrator { max_iterations: 10, ..Calibrator::new(vec![Transform::Log; 3]) };
+    let cal = Calibrator { max_iterations: 10, ..Calibrator::new(transforms().to_vec()) };
     let c = cal.calibrate(&model, theta)?;
     Ok(std::array::from_fn(|i| Estimate { value: c.theta[i], std: c.std[i], ci95: c.ci95[i] }))
 }

@@ -101,6 +101,19 @@ pub struct ProtocolReport {
     pub timings: Timings,
 }
 
+impl Phase {
+    /// A short label (`"mechanistic fits"`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Mechanistic => "mechanistic fits",
+            Phase::Hybrid => "train hybrid",
+            Phase::Neural => "train neural",
+            Phase::Series => "train series",
+            Phase::Scoring => "predict + score",
+        }
+    }
+}
+
 impl ProtocolReport {
     /// Mean held-out RMSE of `model` over subjects.
     pub fn mean_heldout_rmse(&self, model: &str) -> f64 {
@@ -224,38 +237,41 @@ pub fn predict(
     Ok(out)
 }
 
-/// Runs the protocol on a cohort; `on_phase` is called as each phase starts.
+/// Runs the protocol on a cohort; `on_progress(phase, done, total)` reports each phase's
+/// progress (subjects fitted, or objective evaluations of a joint fit).
 ///
 /// # Errors
 /// A failed fit, training run or solve.
 pub fn run(
     cohort: &Cohort,
     config: &ProtocolConfig,
-    on_phase: &mut dyn FnMut(Phase),
+    on_progress: &mut dyn FnMut(Phase, usize, usize),
 ) -> Result<ProtocolReport> {
+    let n_subjects = cohort.subjects.len();
     let mut timings = Timings::default();
-    on_phase(Phase::Mechanistic);
+    on_progress(Phase::Mechanistic, 0, n_subjects);
     let t = Instant::now();
     let mech = fit_mechanistic(cohort, &config.fit)?;
+    on_progress(Phase::Mechanistic, n_subjects, n_subjects);
     timings.mechanistic = t.elapsed().as_secs_f64();
-    on_phase(Phase::Hybrid);
     let t = Instant::now();
-    let hybrid = train_parallel(cohort, &mech, &config.train)?;
+    let hybrid =
+        train_parallel(cohort, &mech, &config.train, &mut |d, n| on_progress(Phase::Hybrid, d, n))?;
     timings.hybrid = t.elapsed().as_secs_f64();
-    on_phase(Phase::Neural);
     let t = Instant::now();
-    let neural = train_neural(cohort, &config.train)?;
+    let neural = train_neural(cohort, &config.train, &mut |d, n| on_progress(Phase::Neural, d, n))?;
     timings.neural = t.elapsed().as_secs_f64();
     let series = if config.series {
-        on_phase(Phase::Series);
         let t = Instant::now();
-        let s = train_series(cohort, &mech, &config.train)?;
+        let s = train_series(cohort, &mech, &config.train, &mut |d, n| {
+            on_progress(Phase::Series, d, n)
+        })?;
         timings.series = t.elapsed().as_secs_f64();
         Some(s)
     } else {
         None
     };
-    on_phase(Phase::Scoring);
+    on_progress(Phase::Scoring, 0, n_subjects);
     let subjects = (0..cohort.subjects.len())
         .into_par_iter()
         .map(|i| {
@@ -282,5 +298,6 @@ pub fn run(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    on_progress(Phase::Scoring, n_subjects, n_subjects);
     Ok(ProtocolReport { subjects, hybrid, neural, series, timings })
 }

@@ -4,7 +4,7 @@
 //!
 //! | variant | system | shared parameters | per-subject parameters |
 //! |---|---|---|---|
-//! | parallel hybrid | `Parallel(NetworkFkpp, LoadScaled(NetworkRhs::pointwise(g)))`: `dc_i/dt = −κ(Lc)_i + αc_i(1−c_i) + c_i g(c_i; w)` | `w` | `ln κ, ln α, ln s` (seed region from the mechanistic fit) |
+//! | parallel hybrid | `Parallel(NetworkFkpp, LoadScaled(NetworkRhs::pointwise(g)))`: `dc_i/dt = −κ(Lc)_i + αc_i(1−c_i) + c_i g(c_i; w)` | `w` | `ln κ, ln α, logit s` (seed region from the mechanistic fit) |
 //! | series hybrid | `Series(TapeMap(h), covariates, NetworkFkpp)`: `(κ, α) = h(amyloid, age; w)` | `w` | `ln s` |
 //! | neural ODE | `NetworkRhs::pointwise(g)` with region features (degree, stage group): `dc_i/dt = g(c_i, d_i, s_i; w)` | `w` | none (starts from the first visit) |
 //!
@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::cohort::{Cohort, Subject};
 use crate::connectome::Brain;
 use crate::error::{AlzheimerError, Result};
-use crate::fit::{EarlyData, SubjectFit, early_data};
+use crate::fit::{EarlyData, SubjectFit, early_data, from_free, to_free};
 use crate::models::NetworkFkpp;
 use crate::residual::LoadScaled;
 use crate::simulate::{adjoint, controller};
@@ -182,6 +182,7 @@ fn joint_lbfgs<F>(
     q: usize,
     n_subjects: usize,
     config: &TrainConfig,
+    progress: &mut dyn FnMut(usize, usize),
     term: F,
 ) -> Result<(Vec<f64>, usize)>
 where
@@ -195,7 +196,10 @@ where
     };
     let mut history = Vec::new();
     let mut last_good = f64::INFINITY;
+    let mut evaluations = 0;
     let report = lbfgs.minimize(x, |x, g| {
+        evaluations += 1;
+        progress(evaluations.min(config.max_iterations), config.max_iterations);
         let (w, own) = x.split_at(m);
         let parts: Vec<Result<SubjectTerm>> = (0..n_subjects)
             .into_par_iter()
@@ -227,6 +231,7 @@ where
         }
         value
     })?;
+    progress(config.max_iterations, config.max_iterations);
     Ok((history, report.iterations))
 }
 
@@ -239,6 +244,7 @@ pub fn train_parallel(
     cohort: &Cohort,
     mech: &[SubjectFit],
     config: &TrainConfig,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<TrainedModel> {
     let brain = &cohort.brain;
     let n = brain.n_regions();
@@ -251,10 +257,10 @@ pub fn train_parallel(
     let m = mlp.n_params();
     let mut x = init_weights(&mlp, config.seed, 0.01);
     for f in mech {
-        x.extend([f.params[0].ln(), f.params[1].ln(), f.seed_amount.ln()]);
+        x.extend(to_free(&[f.params[0], f.params[1], f.seed_amount])?);
     }
     let (history, iterations) =
-        joint_lbfgs(&mut x, m, 3, cohort.subjects.len(), config, |s, w, z, gw, gz| {
+        joint_lbfgs(&mut x, m, 3, cohort.subjects.len(), config, progress, |s, w, z, gw, gz| {
             let sys = systems[s].lock().map_err(|_| poisoned())?;
             let (kappa, alpha, amount) = (z[0].exp(), z[1].exp(), z[2].exp());
             let mut p = vec![kappa, alpha];
@@ -268,7 +274,7 @@ pub fn train_parallel(
             gz[2] = t.dl_dy0[mech[s].seed_region] * amount;
             Ok(t.value)
         })?;
-    let subject_params = x[m..].chunks(3).map(|z| z.iter().map(|v| v.exp()).collect()).collect();
+    let subject_params = x[m..].chunks(3).map(|z| from_free(z).0.to_vec()).collect();
     Ok(TrainedModel { weights: x[..m].to_vec(), subject_params, history, iterations })
 }
 
@@ -276,7 +282,11 @@ pub fn train_parallel(
 ///
 /// # Errors
 /// A failed composition, or a failed solve at the starting point.
-pub fn train_neural(cohort: &Cohort, config: &TrainConfig) -> Result<TrainedModel> {
+pub fn train_neural(
+    cohort: &Cohort,
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<TrainedModel> {
     let brain = &cohort.brain;
     let obs = &cohort.config.observation;
     let mlp = neural_mlp(config.hidden)?;
@@ -288,7 +298,7 @@ pub fn train_neural(cohort: &Cohort, config: &TrainConfig) -> Result<TrainedMode
     let m = mlp.n_params();
     let mut x = init_weights(&mlp, config.seed, 0.1);
     let (history, iterations) =
-        joint_lbfgs(&mut x, m, 0, cohort.subjects.len(), config, |s, w, _, gw, _| {
+        joint_lbfgs(&mut x, m, 0, cohort.subjects.len(), config, progress, |s, w, _, gw, _| {
             let sys = systems[s].lock().map_err(|_| poisoned())?;
             let (t0, y0, data) = &starts[s];
             let t = adjoint_term(&*sys, y0.clone(), w.to_vec(), *t0, data)?;
@@ -325,6 +335,7 @@ pub fn train_series(
     cohort: &Cohort,
     mech: &[SubjectFit],
     config: &TrainConfig,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<TrainedModel> {
     let brain = &cohort.brain;
     let n = brain.n_regions();
@@ -342,8 +353,14 @@ pub fn train_series(
         x.push(f.seed_amount.ln());
     }
     let series_cfg = TrainConfig { weight_decay: 0.01 * config.weight_decay, ..config.clone() };
-    let (history, iterations) =
-        joint_lbfgs(&mut x, m, 1, cohort.subjects.len(), &series_cfg, |s, w, z, gw, gz| {
+    let (history, iterations) = joint_lbfgs(
+        &mut x,
+        m,
+        1,
+        cohort.subjects.len(),
+        &series_cfg,
+        progress,
+        |s, w, z, gw, gz| {
             let sys = systems[s].lock().map_err(|_| poisoned())?;
             let amount = z[0].exp();
             let mut y0 = vec![0.0; n];
@@ -352,7 +369,8 @@ pub fn train_series(
             gw.copy_from_slice(&t.dl_dp);
             gz[0] = t.dl_dy0[mech[s].seed_region] * amount;
             Ok(t.value)
-        })?;
+        },
+    )?;
     let subject_params = x[m..].iter().map(|z| vec![z.exp()]).collect();
     Ok(TrainedModel { weights: x[..m].to_vec(), subject_params, history, iterations })
 }

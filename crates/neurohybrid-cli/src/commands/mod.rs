@@ -28,6 +28,7 @@ use crate::progress::Progress;
 
 pub mod glioma;
 // ALZHEIMER (1/2): `pub mod alzheimer;`
+pub mod alzheimer;
 // STROKE (1/2): `pub mod stroke;`
 pub mod stroke;
 
@@ -92,6 +93,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Result<()> {
         Command::Demo { disease } => match disease {
             Disease::Glioma => glioma::demo(ctx),
             // ALZHEIMER (2/2): `Disease::Alzheimer => alzheimer::demo(ctx),` and likewise below.
+            Disease::Alzheimer => alzheimer::demo(ctx),
             // STROKE (2/2): `Disease::Stroke => stroke::demo(ctx),` and likewise below.
             Disease::Stroke => stroke::demo(ctx),
             // Reachable while a disease is not wired in.
@@ -115,6 +117,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Result<()> {
             for d in diseases {
                 let mut c = match d {
                     Disease::Glioma => glioma::validate(ctx, *fast)?,
+                    Disease::Alzheimer => alzheimer::validate(ctx, *fast)?,
                     Disease::Stroke => stroke::validate(ctx, *fast)?,
                     #[allow(unreachable_patterns)]
                     other => return Err(not_built(other)),
@@ -138,7 +141,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Result<()> {
 
 /// The diseases this binary has commands for.
 pub fn built() -> &'static [Disease] {
-    &[Disease::Glioma, Disease::Stroke]
+    &[Disease::Glioma, Disease::Alzheimer, Disease::Stroke]
 }
 
 fn not_built(d: Disease) -> CliError {

@@ -38,7 +38,7 @@ pub fn protocol_cases(suite: &str, prefix: &str, brain: &Brain, fast: bool) -> V
         config.train.max_iterations = 25;
         config.fit.max_iterations = 40;
     }
-    let report = match run_protocol(&cohort, &config, &mut |_| {}) {
+    let report = match run_protocol(&cohort, &config, &mut |_, _, _| {}) {
         Ok(r) => r,
         Err(e) => {
             return vec![
