@@ -1,5 +1,6 @@
 //! Runs the mechanistic / neural / hybrid protocol on a synthetic cohort and prints the
-//! summary: `cargo run --release -p neurohybrid-alzheimer --example protocol -- [N] [ITERS]`.
+//! summary: `cargo run --release -p neurohybrid-alzheimer --example protocol -- [N] [ITERS] [TVB.zip]`
+//! (the third argument runs it on a TVB connectome instead of the embedded one).
 
 use neurohybrid_alzheimer::protocol::{ProtocolConfig, run};
 use neurohybrid_alzheimer::{Brain, CohortConfig, generate};
@@ -8,7 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).map_or(Ok(12), |s| s.parse())?;
     let iters: usize = args.get(2).map_or(Ok(150), |s| s.parse())?;
-    let brain = Brain::synthetic_dk68();
+    let brain = match args.get(3) {
+        Some(path) => Brain::from_tvb(path)?,
+        None => Brain::synthetic_dk68(),
+    };
     let cohort = generate(&brain, &CohortConfig { n_subjects: n, ..CohortConfig::default() })?;
     let mut config = ProtocolConfig::for_cohort(&cohort);
     config.train.max_iterations = iters;
