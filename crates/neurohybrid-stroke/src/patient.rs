@@ -140,35 +140,8 @@ impl Phased for MechanisticModel {
     }
 }
 
-/// SplitMix64: a tiny seeded stream for the imaging noise (same constants as
-/// `neurohybrid_nn::rng`).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A stream from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `[0, 1)`.
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(1e-300);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
+/// The seeded stream of the imaging noise (`neurohybrid-nn`'s SplitMix64).
+pub use neurohybrid_nn::rng::SplitMix64 as Rng;
 
 /// What a patient's imaging shows, plus the truth for scoring.
 #[derive(Debug, Clone, PartialEq)]
@@ -235,14 +208,12 @@ pub fn observe(
         &times,
     )?;
     let mut rng = Rng::new(patient.seed);
-    let c_adm = patient.collateral * (-patient.collateral_decay * protocol.t_admission).exp();
     let cbf_admission = model
         .occluded
         .cbf_map(protocol.t_admission, patient.collateral)
         .iter()
         .map(|&c| (c + protocol.cbf_noise * rng.normal()).max(0.0))
         .collect();
-    let _ = c_adm;
     let dead_scans: Vec<Vec<f64>> = ys[..protocol.t_scans.len()].iter().map(|y| dead(y)).collect();
     // Segmentation noise: voxels near the threshold flip with probability 1/4.
     let masks = dead_scans
