@@ -3,6 +3,7 @@
 //! | model | right-hand side | parameters |
 //! |---|---|---|
 //! | hybrid (parallel) | `FK(c; D_w, ρ) + c(1−c)·g(c, p_wm, p_gm; w)` — [`Parallel`] of the mechanistic model and a pointwise [`NetworkRhs`] residual in the reaction term ([`LogisticGate`]) | `[D_w, ρ, seed… │ w]` |
+//! | hybrid (series) | `FK(c; D(x), ρ)` with `D(x) = D₀(x)·softplus(g(p_wm, p_gm; w))/ln 2` — [`Series`] of a [`TapeMap`] (pointwise MLP over tissue features) feeding the diffusivity field of [`FieldFisherKolmogorov`] | `[w │ ρ, seed…]` |
 //! | neural | `g(c, Σ_j(c_j − c_i), p_wm, p_gm; w)` — a pointwise network that also sees the 5-point (7-point) neighbour difference, i.e. a neural ODE with one fixed convolution channel | `w` |
 //!
 //! Both are trained by Adam on the mean squared density misfit at the training scans, with
@@ -16,8 +17,8 @@ use std::cell::RefCell;
 use std::time::Instant;
 
 use neurohybrid_autodiff::Graph;
-use neurohybrid_hybrid::{NetworkRhs, Parallel, Parameterized};
-use neurohybrid_mesh::{DiffusionOperator, Parallelism};
+use neurohybrid_hybrid::{DiffMap, NetworkRhs, Parallel, Parameterized, Series, TapeMap};
+use neurohybrid_mesh::{DiffusionOperator, FieldDiffusion, Parallelism};
 use neurohybrid_nn::optim::{Adam, Optimizer};
 use neurohybrid_nn::{Activation, Init, Layer, Mlp, Pointwise, initialize};
 use neurohybrid_solve::sensitivity::{DiscreteAdjoint, SquaredMisfit, StepVjp, gradient};
@@ -29,7 +30,7 @@ use crate::anatomy::Anatomy;
 use crate::config::Scenario;
 use crate::error::{GliomaError, Result};
 use crate::model::{
-    FisherKolmogorov, PARAM_SEED, T_START, add_impulses, parts, treatment_impulses,
+    FisherKolmogorov, PARAM_SEED, ReactionPart, T_START, add_impulses, parts, treatment_impulses,
 };
 use crate::progress::Progress;
 
@@ -471,4 +472,137 @@ fn run<S: OdeSystem>(
         });
     }
     Ok((0..sol.len()).map(|k| sol.y(k).to_vec()).collect())
+}
+
+/// The series hybrid's mechanistic part: Fisher–Kolmogorov with a free per-voxel diffusivity
+/// field, parameters `[D(x_1..x_n) │ ρ, seed…]` (the mesh's [`FieldDiffusion`] plus the plain
+/// reaction).
+pub type FieldFisherKolmogorov = Sum<FieldDiffusion, ReactionPart>;
+
+/// The series hybrid: `D(x) = D₀(x) · softplus(g(p_wm, p_gm; w)) / ln 2` feeds the diffusivity
+/// field of [`FieldFisherKolmogorov`] — a [`Series`] of a [`TapeMap`] (a pointwise MLP over
+/// the tissue features) and the mechanistic model. Parameters `[w │ ρ, seed…]`.
+pub type HybridSeries = Series<TapeMap, FieldFisherKolmogorov>;
+
+/// Index of the seed's x coordinate in a series hybrid's parameter vector `[w │ ρ, seed…]`.
+pub fn series_seed_offset(sys: &HybridSeries) -> usize {
+    sys.map().n_params() + 1
+}
+
+/// The series hybrid: a pointwise network maps each voxel's tissue features `(p_wm, p_gm)` to
+/// its diffusivity, `D(x) = D₀(x) · softplus(g(p_wm, p_gm; w)) / ln 2` with the plain model's
+/// field `D₀ = D_w (p_wm + p_gm / R)`. Why a multiplicative correction on `D₀`, positive by a
+/// softplus: with a zero output layer `softplus(0)/ln 2 = 1`, so the first iterate *is* the
+/// calibrated mechanistic model (as for the parallel hybrid), and no weight can make `D`
+/// negative (the harmonic face means need `D ≥ 0`). `D_w` is folded into `D₀`; the network
+/// learns the tissue dependence the fixed ratio `R` gets wrong.
+///
+/// # Errors
+/// Mesh and hybrid construction errors; `d_w ≤ 0`.
+pub fn hybrid_series(
+    scenario: &Scenario,
+    anatomy: &Anatomy,
+    d_w: f64,
+    hidden: usize,
+) -> Result<HybridSeries> {
+    if d_w.is_nan() || d_w <= 0.0 {
+        return Err(GliomaError::Invalid(format!("base diffusivity D_w = {d_w} must be positive")));
+    }
+    let n = anatomy.n();
+    let r = scenario.tumor.r;
+    let d0: Vec<f64> = anatomy
+        .wm
+        .iter()
+        .zip(&anatomy.gm)
+        .map(|(&w, &g)| d_w * (w + g / r) / std::f64::consts::LN_2)
+        .collect();
+    let net = series_mlp(hidden)?;
+    let map = TapeMap::from_graph(&[n, 2], net.n_params(), |g, x, w| {
+        let s = Pointwise::new(net.clone()).forward(g, x, w)?;
+        let s = g.reshape(s, &[n])?;
+        let d0 = g.constant(&[n], d0)?;
+        Ok(g.mul(s, d0)?)
+    })?;
+    let features: Vec<f64> =
+        anatomy.wm.iter().zip(&anatomy.gm).flat_map(|(&w, &g)| [w, g]).collect();
+    let par = if n > 20_000 { Parallelism::Rayon } else { Parallelism::Sequential };
+    let diff = FieldDiffusion::new(&anatomy.grid).with_parallelism(par);
+    let (_, react) = parts(scenario, anatomy, None)?;
+    let mech = Sum::new(diff, react)?;
+    Ok(Series::new(map, features, mech)?)
+}
+
+/// The diffusivity network of [`hybrid_series`]: `(p_wm, p_gm) → softplus(·)`.
+///
+/// # Errors
+/// Never for valid widths.
+pub fn series_mlp(hidden: usize) -> Result<Mlp> {
+    Ok(mlp(2, hidden)?.with_output_activation(Activation::Softplus))
+}
+
+/// The series hybrid's parameters at its starting point: a zero-output-layer network (so
+/// `D = D₀`) and the mechanistic `ρ`, seed of `theta_mech = [D_w, ρ, seed…]`.
+///
+/// # Errors
+/// Never for valid widths.
+pub fn series_initial_params(theta_mech: &[f64], hidden: usize, seed: u64) -> Result<Vec<f64>> {
+    let mut p = zero_last_init(&series_mlp(hidden)?, seed);
+    p.extend_from_slice(&theta_mech[1..]);
+    Ok(p)
+}
+
+/// Trains the series hybrid from the mechanistic estimate `theta_mech = [D_w, ρ, seed…]`:
+/// the network (all layers at unit scale: its output multiplies `D`, a dimensionless factor,
+/// unlike the parallel residual, which enters `dc/dt` directly), `ρ` in log space and the seed.
+///
+/// # Errors
+/// Construction errors, or a first solve that fails.
+#[allow(clippy::too_many_arguments)]
+pub fn train_series(
+    scenario: &Scenario,
+    anatomy: &Anatomy,
+    theta_mech: &[f64],
+    days: &[f64],
+    data: &[Vec<f64>],
+    opts: &TrainOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(HybridSeries, Trained)> {
+    let sys = hybrid_series(scenario, anatomy, theta_mech[0], opts.hidden)?;
+    let p = series_initial_params(theta_mech, opts.hidden, opts.seed)?;
+    let n_w = sys.map().n_params();
+    let mut transforms = vec![Coord::Linear(1.0); n_w];
+    transforms.push(Coord::Log(MECH_SCALE));
+    transforms.resize(p.len(), Coord::Linear(MECH_SCALE));
+    let offset = series_seed_offset(&sys);
+    let mut problem = Problem::new(sys, vec![0.0; anatomy.n()], p, (T_START, days[days.len() - 1]));
+    add_impulses(&mut problem, scenario, anatomy, offset);
+    let trained = adam_train(
+        &mut problem,
+        &transforms,
+        days,
+        data,
+        opts,
+        &controller(scenario),
+        "train series hybrid",
+        progress,
+    )?;
+    Ok((problem.system().clone(), trained))
+}
+
+/// Predicts the series hybrid at `days` from onset.
+///
+/// # Errors
+/// [`GliomaError::SolveFailed`].
+pub fn predict_series(
+    scenario: &Scenario,
+    anatomy: &Anatomy,
+    sys: HybridSeries,
+    params: &[f64],
+    days: &[f64],
+) -> Result<Vec<Vec<f64>>> {
+    let offset = series_seed_offset(&sys);
+    let mut problem =
+        Problem::new(sys, vec![0.0; anatomy.n()], params.to_vec(), (T_START, days[days.len() - 1]));
+    add_impulses(&mut problem, scenario, anatomy, offset);
+    run(&problem, days, &controller(scenario), "series hybrid")
 }
