@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::cohort::{Cohort, Subject};
 use crate::connectome::Brain;
 use crate::error::{AlzheimerError, Result};
-use crate::fit::{EarlyData, SubjectFit, early_data, from_free, to_free};
+use crate::fit::{EarlyData, SubjectFit, early_data, from_free, joint_transforms, to_free};
 use crate::models::NetworkFkpp;
 use crate::residual::LoadScaled;
 use crate::simulate::{adjoint, controller};
@@ -257,7 +257,7 @@ pub fn train_parallel(
     let m = mlp.n_params();
     let mut x = init_weights(&mlp, config.seed, 0.01);
     for f in mech {
-        x.extend(to_free(&[f.params[0], f.params[1], f.seed_amount])?);
+        x.extend(to_free(&joint_transforms(), &[f.params[0], f.params[1], f.seed_amount])?);
     }
     let (history, iterations) =
         joint_lbfgs(&mut x, m, 3, cohort.subjects.len(), config, progress, |s, w, z, gw, gz| {
@@ -274,7 +274,8 @@ pub fn train_parallel(
             gz[2] = t.dl_dy0[mech[s].seed_region] * amount;
             Ok(t.value)
         })?;
-    let subject_params = x[m..].chunks(3).map(|z| from_free(z).0.to_vec()).collect();
+    let subject_params =
+        x[m..].chunks(3).map(|z| from_free(&joint_transforms(), z).0.to_vec()).collect();
     Ok(TrainedModel { weights: x[..m].to_vec(), subject_params, history, iterations })
 }
 
