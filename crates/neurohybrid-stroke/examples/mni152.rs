@@ -22,20 +22,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         grid.n_active(),
         t.elapsed().as_secs_f64()
     );
-    let (g2, t2) = axial_slice(&grid, &tissue, 41)?;
-    let mut slice = StrokeAnatomy::new(g2, &t2, PerfusionParams::default())?;
-    let run = run_patient(
-        &mut slice,
-        &cohort(1)[0],
-        &Protocol::default(),
-        FateConstants::default(),
-        &TrainConfig::default(),
-    )?;
-    for (n, s) in MODEL_NAMES.iter().zip(&run.scores) {
-        println!(
-            "slice {n}: dice {:.3} rmse {:.3} final {:.2} ml (truth {:.2})",
-            s.heldout_dice, s.heldout_rmse, s.final_ml, s.true_final_ml
-        );
+    let slice_too = std::env::args().nth(1).as_deref() != Some("3d");
+    if slice_too {
+        let (g2, t2) = axial_slice(&grid, &tissue, 41)?;
+        let mut slice = StrokeAnatomy::new(g2, &t2, PerfusionParams::default())?;
+        let run = run_patient(
+            &mut slice,
+            &cohort(1)[0],
+            &Protocol::default(),
+            FateConstants::default(),
+            &TrainConfig::default(),
+        )?;
+        for (n, s) in MODEL_NAMES.iter().zip(&run.scores) {
+            println!(
+                "slice {n}: dice {:.3} rmse {:.3} final {:.2} ml (truth {:.2})",
+                s.heldout_dice, s.heldout_rmse, s.final_ml, s.true_final_ml
+            );
+        }
     }
     let t = Instant::now();
     let mut a = StrokeAnatomy::new(grid, &tissue, PerfusionParams::default())?;
