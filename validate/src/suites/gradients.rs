@@ -27,14 +27,14 @@ use crate::Case;
 use neurohybrid_autodiff::Graph;
 use neurohybrid_solve::sensitivity::{
     BacksolveAdjoint, DiscreteAdjoint, ForwardSensitivity, Gradient, InterpolatingAdjoint, Loss,
-    QuadratureAdjoint, Sensitivity, SquaredMisfit,
+    QuadratureAdjoint, Sensitivity, SquaredMisfit, StepVjp, recorded_steps,
 };
 use neurohybrid_solve::{
     ConstantStep, Impulse, PiController, Problem, SaveAt, SolveError, StepSizeController, Stepper,
     solve,
 };
 use neurohybrid_solve_explicit::Tsit5;
-use neurohybrid_solve_implicit::{Bdf, Esdirk4, Rodas4, Tolerances};
+use neurohybrid_solve_implicit::{Bdf, DirkConfig, Esdirk4, Kvaerno5, Rodas4, Tolerances, WConfig};
 use neurohybrid_system::{Jvp, OdeSystem, TapeSystem, Vjp};
 use neurohybrid_testkit::{FisherKpp, LotkaVolterra, lotka_volterra, robertson};
 use std::time::Instant;
@@ -55,6 +55,7 @@ fn rel(a: (&[f64], &[f64]), b: (&[f64], &[f64])) -> f64 {
 
 /// Central differences of the loss w.r.t. `y0` and `p`.
 struct Fd {
+    /// Per component of `y0`, or per direction of [`Refs::y0_dirs`] (large states).
     dy0: Vec<f64>,
     dp: Vec<f64>,
 }
@@ -66,6 +67,7 @@ fn fd<S, St, C>(
     save: &SaveAt,
     loss: &dyn Loss,
     h: f64,
+    y0_dirs: Option<&[Vec<f64>]>,
 ) -> Option<Fd>
 where
     S: OdeSystem + Clone,
@@ -79,17 +81,55 @@ where
             loss.value_and_cotangents(sol.ts(), sol.ys(), &mut cot)
         })
     };
+    // Adaptive solves: relative steps down to |p| = 1e-3; constant-step (noise-free) maps: steps
+    // of at least `h` (a relative 1e-6 of a parameter near zero would leave only rounding).
+    let p_floor = if ctrl.is_adaptive() { 1e-3 } else { 1.0 };
+    fd_with(problem, &eval, h, y0_dirs, p_floor)
+}
+
+/// Central differences of `eval` (the loss of a perturbed problem): per component of `y0`
+/// (steps `h·max(|y0_i|, 1)`), or along each of `y0_dirs` (step `h·max(‖y0‖∞, 1)`), and per
+/// parameter (steps `h·max(|p_k|, p_floor)`).
+fn fd_with<S: OdeSystem + Clone>(
+    problem: &Problem<S>,
+    eval: &dyn Fn(&Problem<S>) -> Option<f64>,
+    h: f64,
+    y0_dirs: Option<&[Vec<f64>]>,
+    p_floor: f64,
+) -> Option<Fd> {
     let mut out = Fd { dy0: Vec::new(), dp: Vec::new() };
-    for i in 0..problem.y0().len() {
-        let step = h * problem.y0()[i].abs().max(1.0);
-        let mut pr = problem.clone();
-        pr.y0_mut()[i] += step;
-        let lp = eval(&pr)?;
-        pr.y0_mut()[i] -= 2.0 * step;
-        out.dy0.push((lp - eval(&pr)?) / (2.0 * step));
+    match y0_dirs {
+        None => {
+            for i in 0..problem.y0().len() {
+                let step = h * problem.y0()[i].abs().max(1.0);
+                let mut pr = problem.clone();
+                pr.y0_mut()[i] += step;
+                let lp = eval(&pr)?;
+                pr.y0_mut()[i] -= 2.0 * step;
+                out.dy0.push((lp - eval(&pr)?) / (2.0 * step));
+            }
+        }
+        Some(dirs) => {
+            let scale = problem.y0().iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let step = h * scale;
+            for d in dirs {
+                let mut pr = problem.clone();
+                let y0 = problem.y0().to_vec();
+                pr.y0_mut()
+                    .iter_mut()
+                    .zip(y0.iter().zip(d))
+                    .for_each(|(y, (a, d))| *y = a + step * d);
+                let lp = eval(&pr)?;
+                pr.y0_mut()
+                    .iter_mut()
+                    .zip(y0.iter().zip(d))
+                    .for_each(|(y, (a, d))| *y = a - step * d);
+                out.dy0.push((lp - eval(&pr)?) / (2.0 * step));
+            }
+        }
     }
     for k in 0..problem.params().len() {
-        let step = h * problem.params()[k].abs().max(1e-3);
+        let step = h * problem.params()[k].abs().max(p_floor);
         let mut pr = problem.clone();
         pr.params_mut()[k] += step;
         let lp = eval(&pr)?;
@@ -100,11 +140,43 @@ where
 }
 
 /// What a case is compared against.
+#[derive(Clone, Copy)]
 struct Refs<'a> {
     fd: &'a Fd,
     forward: Option<&'a Gradient>,
     /// Accept a named backsolve instability as a pass (diffusion PDEs, stiff problems).
     instability_ok: bool,
+    /// Large states: `∂L/∂y0` is checked against finite differences along these directions
+    /// (`2n` solves per component would dominate the suite), and in full against the
+    /// discrete adjoint's `∂L/∂y0` ([`Refs::y0_full`]).
+    y0_dirs: Option<&'a [Vec<f64>]>,
+    /// A full `∂L/∂y0` to agree with when `forward` has none (forward sensitivities without
+    /// initial-state columns).
+    y0_full: Option<&'a [f64]>,
+}
+
+/// `[dᵀg for d in dirs]`.
+fn project(g: &[f64], dirs: &[Vec<f64>]) -> Vec<f64> {
+    dirs.iter().map(|d| d.iter().zip(g).map(|(a, b)| a * b).sum()).collect()
+}
+
+/// Relative errors of `g` against the finite differences and against the other methods.
+fn judge(g: &Gradient, refs: &Refs<'_>) -> (f64, f64) {
+    let e_fd = match refs.y0_dirs {
+        Some(_) if g.dl_dy0.is_empty() => rel((&[], &g.dl_dp), (&[], &refs.fd.dp)),
+        Some(d) => rel((&project(&g.dl_dy0, d), &g.dl_dp), (&refs.fd.dy0, &refs.fd.dp)),
+        None => rel((&g.dl_dy0, &g.dl_dp), (&refs.fd.dy0, &refs.fd.dp)),
+    };
+    let e_fw = refs.forward.map_or(0.0, |f| {
+        if f.dl_dy0.is_empty() {
+            let e_p = rel((&[], &g.dl_dp), (&[], &f.dl_dp));
+            let e_y = refs.y0_full.map_or(0.0, |y| rel((&g.dl_dy0, &[]), (y, &[])));
+            e_p.max(e_y)
+        } else {
+            rel((&g.dl_dy0, &g.dl_dp), (&f.dl_dy0, &f.dl_dp))
+        }
+    });
+    (e_fd, e_fw)
 }
 
 /// Run one method on one problem and judge it.
@@ -129,9 +201,7 @@ where
     let n = problem.system().n_states();
     match result {
         Ok(g) => {
-            let e_fd = rel((&g.dl_dy0, &g.dl_dp), (&refs.fd.dy0, &refs.fd.dp));
-            let e_fw =
-                refs.forward.map_or(0.0, |f| rel((&g.dl_dy0, &g.dl_dp), (&f.dl_dy0, &f.dl_dp)));
+            let (e_fd, e_fw) = judge(&g, refs);
             let passed = e_fd <= TOL_FD && e_fw <= TOL_AGREE;
             let c = Case::new(SUITE, name, passed)
                 .with("outcome", "gradient")
@@ -270,6 +340,33 @@ impl Impulse for Dose {
     }
 }
 
+/// How `∂L/∂y0` is checked on a problem.
+#[derive(Clone, Copy, PartialEq)]
+enum Y0Check {
+    /// Every component by finite differences; forward sensitivities with `y0` columns.
+    Full,
+    /// Large states: along two fixed pseudo-random directions by finite differences, in full
+    /// against the discrete adjoint; forward sensitivities for the parameters only.
+    Directions,
+}
+
+/// Two fixed pseudo-random unit-scale directions in `R^n` (xorshift, reproducible).
+fn directions(n: usize) -> Vec<Vec<f64>> {
+    let mut seed = 0x2545f4914f6cdd1du64;
+    (0..2)
+        .map(|_| {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Every method on one problem solved by explicit steppers (Tsit5): forward, discrete,
 /// backsolve, interpolating (stored and checkpointed), quadrature, plus the discrete adjoint
 /// against finite differences of the same constant-step solution.
@@ -280,43 +377,44 @@ fn explicit_suite<S>(
     loss: &dyn Loss,
     fixed_steps: usize,
     instability_ok: bool,
+    y0_check: Y0Check,
 ) -> Vec<Case>
 where
     S: OdeSystem + Vjp + Jvp + Clone,
 {
     let ctrl = PiController::new(RTOL, 1e-12);
-    let Some(fdv) = fd(problem, &Tsit5, &PiController::new(1e-13, 1e-15), save, loss, 1e-4) else {
+    let dirs = (y0_check == Y0Check::Directions).then(|| directions(problem.y0().len()));
+    let dirs = dirs.as_deref();
+    let fd_ctrl = PiController::new(1e-13, 1e-15);
+    let Some(fdv) = fd(problem, &Tsit5, &fd_ctrl, save, loss, 1e-4, dirs) else {
         return vec![
             Case::new(SUITE, format!("fd/{label}"), false).with("error", "FD solve failed"),
         ];
     };
     let mut cases = Vec::new();
-    let refs = Refs { fd: &fdv, forward: None, instability_ok: false };
-    let (c, fwd) = case(
-        format!("forward/{label}"),
+    let refs =
+        Refs { fd: &fdv, forward: None, instability_ok: false, y0_dirs: dirs, y0_full: None };
+    let fwd_method = match y0_check {
+        Y0Check::Full => ForwardSensitivity::all(),
+        Y0Check::Directions => ForwardSensitivity::params(),
+    };
+    let (c, fwd) =
+        case(format!("forward/{label}"), problem, &Tsit5, &ctrl, save, loss, &fwd_method, &refs);
+    cases.push(c);
+    let refs = Refs { forward: fwd.as_ref(), ..refs };
+    let (c, disc) = case(
+        format!("discrete/{label}"),
         problem,
         &Tsit5,
         &ctrl,
         save,
         loss,
-        &ForwardSensitivity::all(),
+        &DiscreteAdjoint::default(),
         &refs,
     );
     cases.push(c);
-    let refs = Refs { fd: &fdv, forward: fwd.as_ref(), instability_ok: false };
-    cases.push(
-        case(
-            format!("discrete/{label}"),
-            problem,
-            &Tsit5,
-            &ctrl,
-            save,
-            loss,
-            &DiscreteAdjoint::default(),
-            &refs,
-        )
-        .0,
-    );
+    let y0_full = disc.as_ref().map(|g| g.dl_dy0.as_slice());
+    let refs = Refs { y0_full: if dirs.is_some() { y0_full } else { None }, ..refs };
     let bs_refs = Refs { instability_ok, ..refs };
     cases.push(
         case(
@@ -374,25 +472,36 @@ where
     // The discrete adjoint is the exact derivative of the computed solution: compare it with
     // finite differences of the same constant-step solution.
     let cs = ConstantStep::with_steps(problem.t_span(), fixed_steps);
-    if let Some(fdc) = fd(problem, &Tsit5, &cs, save, loss, 1e-6) {
+    if let Some(fdc) = fd(problem, &Tsit5, &cs, save, loss, 1e-6, dirs) {
         let start = Instant::now();
         let name = format!("discrete_fixed/{label}");
         match DiscreteAdjoint::default().gradient(problem, &Tsit5, &cs, save, loss) {
-            Ok(g) => {
-                let e = rel((&g.dl_dy0, &g.dl_dp), (&fdc.dy0, &fdc.dp));
-                let n = problem.system().n_states();
-                cases.push(
-                    Case::new(SUITE, name, e <= TOL_DISCRETE_FIXED)
-                        .with_f64("rel_err_fd_same_discrete", e)
-                        .with("steps", fixed_steps)
-                        .with_f64("wall_s", start.elapsed().as_secs_f64())
-                        .with("peak_bytes", g.memory.peak_stored_states * n * 8),
-                );
-            }
+            Ok(g) => cases.push(fixed_case(name, problem, &g, &fdc, dirs, fixed_steps, start)),
             Err(e) => cases.push(Case::new(SUITE, name, false).with("error", e.to_string())),
         }
     }
     cases
+}
+
+/// A `discrete_fixed` case: the discrete adjoint against finite differences of the same
+/// discrete map, ≤ [`TOL_DISCRETE_FIXED`].
+fn fixed_case<S: OdeSystem>(
+    name: String,
+    problem: &Problem<S>,
+    g: &Gradient,
+    fdc: &Fd,
+    dirs: Option<&[Vec<f64>]>,
+    steps: usize,
+    start: Instant,
+) -> Case {
+    let gy = dirs.map_or_else(|| g.dl_dy0.clone(), |d| project(&g.dl_dy0, d));
+    let e = rel((&gy, &g.dl_dp), (&fdc.dy0, &fdc.dp));
+    let n = problem.system().n_states();
+    Case::new(SUITE, name, e <= TOL_DISCRETE_FIXED)
+        .with_f64("rel_err_fd_same_discrete", e)
+        .with("steps", steps)
+        .with_f64("wall_s", start.elapsed().as_secs_f64())
+        .with("peak_bytes", g.memory.peak_stored_states * n * 8)
 }
 
 fn lotka_volterra_cases() -> Vec<Case> {
@@ -407,6 +516,7 @@ fn lotka_volterra_cases() -> Vec<Case> {
         &SquaredMisfit::new(targets),
         2000,
         false,
+        Y0Check::Full,
     )
 }
 
@@ -428,6 +538,7 @@ fn impulse_cases() -> Vec<Case> {
         &SquaredMisfit::new(targets),
         2000,
         false,
+        Y0Check::Full,
     )
 }
 
@@ -443,6 +554,7 @@ fn ude_cases() -> Vec<Case> {
         &SquaredMisfit::new(targets),
         1000,
         false,
+        Y0Check::Full,
     )
 }
 
@@ -460,6 +572,7 @@ fn fisher_cases(side: usize, t1: f64) -> Vec<Case> {
         &SquaredMisfit::new(targets),
         200,
         true,
+        Y0Check::Directions,
     )
 }
 
@@ -480,13 +593,15 @@ fn robertson_cases(fast: bool) -> Vec<Case> {
         &save,
         &loss,
         1e-5,
+        None,
     ) else {
         return vec![Case::new(SUITE, "fd/robertson", false).with("error", "FD solve failed")];
     };
     let mut cases = Vec::new();
-    let refs = Refs { fd: &fdv, forward: None, instability_ok: false };
-    // Forward sensitivities and the discrete adjoint need an explicit stepper here (their
-    // systems / step VJPs exist for explicit RK); Tsit5 is slow on Robertson but n = 3.
+    let refs =
+        Refs { fd: &fdv, forward: None, instability_ok: false, y0_dirs: None, y0_full: None };
+    // The reference forward gradient: Tsit5 on the sensitivity equations (slow on Robertson,
+    // but n = 3); the implicit steppers' forward sensitivities and discrete adjoints follow.
     let (c, fwd) = case(
         format!("forward/{label}/tsit5"),
         &problem,
@@ -498,7 +613,7 @@ fn robertson_cases(fast: bool) -> Vec<Case> {
         &refs,
     );
     cases.push(c);
-    let refs = Refs { fd: &fdv, forward: fwd.as_ref(), instability_ok: false };
+    let refs = Refs { forward: fwd.as_ref(), ..refs };
     // The adjoint system is non-autonomous (y(t) is interpolated): Rodas4 differences ∂f/∂t.
     let rodas = Rodas4::new();
     cases.push(
@@ -544,6 +659,66 @@ fn robertson_cases(fast: bool) -> Vec<Case> {
         .0,
     );
     let bs_refs = Refs { instability_ok: true, ..refs };
+    // Newton converged well below the error tolerance, so the implicit steps' discrete maps are
+    // (to that accuracy) the exact roots their adjoints differentiate.
+    let tol = Tolerances::new(rtol, atol);
+    let bdf_tight =
+        Bdf::new(tol.clone()).with_w_config(newton_config(12, 1e-3)).expect("valid Newton");
+    let kvaerno = Kvaerno5::with_config(DirkConfig::default().with_tolerances(tol.clone()))
+        .expect("valid DIRK settings");
+    macro_rules! implicit_cases {
+        ($($st:expr, $name:literal);*) => {$(
+            cases.push(
+                case(
+                    format!("forward/{label}/{}", $name),
+                    &problem,
+                    &$st,
+                    &ctrl,
+                    &save,
+                    &loss,
+                    &ForwardSensitivity::all(),
+                    &refs,
+                )
+                .0,
+            );
+            cases.push(
+                case(
+                    format!("discrete/{label}/{}", $name),
+                    &problem,
+                    &$st,
+                    &ctrl,
+                    &save,
+                    &loss,
+                    &DiscreteAdjoint::default(),
+                    &refs,
+                )
+                .0,
+            );
+        )*};
+    }
+    implicit_cases!(bdf_tight, "bdf"; rodas, "rodas4"; kvaerno, "kvaerno5");
+    // Discrete adjoints of the adaptive implicit solves against finite differences of the
+    // same discrete map: the recorded steps (and BDF's orders) replayed at rtol 1e-7.
+    let loose = PiController::new(1e-7, 1e-11);
+    let bdf_frozen = Bdf::new(Tolerances::new(1e-7, 1e-11))
+        .with_w_config(newton_config(20, 1e-9))
+        .expect("valid Newton settings");
+    cases.push(frozen_case(
+        format!("discrete_fixed/{label}/bdf"),
+        &problem,
+        &bdf_frozen,
+        &loose,
+        &save,
+        &loss,
+    ));
+    cases.push(frozen_case(
+        format!("discrete_fixed/{label}/rodas4"),
+        &problem,
+        &rodas,
+        &loose,
+        &save,
+        &loss,
+    ));
     cases.push(
         case(
             format!("backsolve/{label}/tsit5"),
@@ -599,6 +774,49 @@ fn robertson_cases(fast: bool) -> Vec<Case> {
         .0,
     );
     cases
+}
+
+/// BDF's Newton settings with the corrector converged `kappa` times below the error tolerance.
+fn newton_config(max_iters: usize, kappa: f64) -> WConfig {
+    let mut w = WConfig::default();
+    w.newton.max_iters = max_iters;
+    w.newton.kappa = kappa;
+    w
+}
+
+/// The discrete adjoint through `stepper` (an adaptive solve) against central differences of
+/// the same discrete map: [`recorded_steps`] replayed with the perturbed inputs.
+fn frozen_case<S, St>(
+    name: String,
+    problem: &Problem<S>,
+    stepper: &St,
+    ctrl: &PiController,
+    save: &SaveAt,
+    loss: &dyn Loss,
+) -> Case
+where
+    S: OdeSystem + Vjp + Clone,
+    St: StepVjp<S> + Clone,
+{
+    let start = Instant::now();
+    let adj = DiscreteAdjoint::default();
+    let (rec, g) = match (
+        recorded_steps(problem, stepper, ctrl, save),
+        adj.gradient(problem, stepper, ctrl, save, loss),
+    ) {
+        (Ok(r), Ok(g)) => (r, g),
+        (Err(e), _) | (_, Err(e)) => {
+            return Case::new(SUITE, name, false).with("error", e.to_string());
+        }
+    };
+    let replay = rec.replay(stepper.clone());
+    let frozen = rec.controller();
+    let eval =
+        |pr: &Problem<S>| adj.gradient(pr, &replay, &frozen, save, loss).ok().map(|g| g.value);
+    match fd_with(problem, &eval, 1e-6, None, 1.0) {
+        Some(fdc) => fixed_case(name, problem, &g, &fdc, None, g.memory.steps, start),
+        None => Case::new(SUITE, name, false).with("error", "frozen FD solve failed"),
+    }
 }
 
 /// Runs the suite; `fast` keeps Lotka–Volterra, the impulse problem and Robertson/Rodas4.
