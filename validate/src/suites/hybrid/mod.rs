@@ -7,6 +7,7 @@
 pub mod calibration;
 pub mod fkpp_ude;
 pub mod resume;
+pub mod sitl;
 pub mod spiral;
 pub mod ude_lv;
 
@@ -20,6 +21,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     cases.extend(ude_lv::run(fast));
     cases.extend(spiral::run(fast));
     cases.extend(fkpp_ude::run(fast));
+    cases.extend(sitl::run(fast));
     cases.extend(calibration::run(fast));
     cases.extend(resume::run(fast));
     let _ = fast;
