@@ -509,3 +509,36 @@ fn stiff_calibration_with_an_implicit_stepper_jacobian_and_recovery() {
         assert!(cal.std[i] < 0.05 * truth[i]);
     }
 }
+
+#[test]
+fn estimated_noise_with_priors_is_the_self_consistent_fixed_point() {
+    // A nonlinear model, a guessed σ₀ = 1 (true 0.05) and an informative prior on one
+    // parameter: the returned θ̂ must be the MAP for the returned s (s² = RSS/(N − p) at θ̂),
+    // i.e. refitting with known noise s from θ̂ stays there and reproduces the covariance.
+    let t: Vec<f64> = (0..15).map(|k| k as f64 * 0.25).collect();
+    let mut rng = SplitMix64::new(77);
+    let y: Vec<f64> = t.iter().map(|&ti| 2.0 * (-0.8 * ti).exp() + 0.05 * rng.normal()).collect();
+    let priors = vec![Prior { mean: 0.5f64.ln(), std: 0.1 }, Prior::flat()];
+    let cal = Calibrator::new(vec![Transform::Log, Transform::Log])
+        .with_priors(priors.clone())
+        .with_noise(Noise::Estimated);
+    let est =
+        cal.calibrate(&ExpModel { t: t.clone(), y: y.clone(), sigma: 1.0 }, &[1.0, 1.0]).unwrap();
+    assert!(est.converged, "{:?}", est.status);
+    let mut r = vec![0.0; 15];
+    ExpModel { t: t.clone(), y: y.clone(), sigma: 1.0 }.residuals(&est.theta, &mut r).unwrap();
+    let s = (r.iter().map(|v| v * v).sum::<f64>() / 13.0).sqrt();
+    assert!((est.noise_scale - s).abs() < 1e-12 * s);
+    let known = Calibrator { noise: Noise::Known, ..cal }
+        .calibrate(&ExpModel { t, y, sigma: s }, &est.theta)
+        .unwrap();
+    for i in 0..2 {
+        assert!((known.theta[i] - est.theta[i]).abs() < 1e-6 * est.theta[i], "{i}");
+    }
+    for k in 0..4 {
+        let c = est.covariance[k];
+        assert!((known.covariance[k] - c).abs() < 1e-5 * c.abs().max(1e-12), "{k}");
+    }
+    // The prior pulls the amplitude away from its likelihood optimum (≈ 2) towards 0.5.
+    assert!(est.theta[0] < 1.9);
+}
