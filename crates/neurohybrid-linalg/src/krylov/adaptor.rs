@@ -58,6 +58,9 @@ impl Preconditioner for AnyPreconditioner {
             Self::Ilu0(p) => p.apply_transpose(r, z),
         }
     }
+    fn is_identity(&self) -> bool {
+        matches!(self, Self::Identity(_))
+    }
 }
 
 /// An iterative solver usable wherever a [`LinearSolver`] is expected (e.g. by

@@ -57,16 +57,29 @@ impl Cg {
             v.resize(n, 0.0);
         }
         let tol = self.config.threshold(norm2(b));
-        a.apply(x, &mut self.r);
-        for (ri, bi) in self.r.iter_mut().zip(b) {
-            *ri = bi - *ri;
+        // Without a preconditioner z = r: no copy, and rᵀz = ‖r‖² comes out of the update
+        // loop. With one, ‖r‖² is still fused into the update (one pass fewer per iteration).
+        let identity = pc.is_identity();
+        // A zero initial guess (the usual one for Newton increments) needs no product.
+        if x.iter().all(|&v| v == 0.0) {
+            self.r.copy_from_slice(b);
+        } else {
+            a.apply(x, &mut self.r);
+            self.r.iter_mut().zip(b).for_each(|(ri, bi)| *ri = bi - *ri);
         }
-        pc.apply(&self.r, &mut self.z);
-        self.p.copy_from_slice(&self.z);
-        let mut rz = dot(&self.r, &self.z);
+        let rr0: f64 = self.r.iter().map(|v| v * v).sum();
+        let mut rr = rr0;
+        let mut rz = if identity {
+            self.p.copy_from_slice(&self.r);
+            rr
+        } else {
+            pc.apply(&self.r, &mut self.z);
+            self.p.copy_from_slice(&self.z);
+            dot(&self.r, &self.z)
+        };
         let mut iterations = 0;
         loop {
-            let res = norm2(&self.r);
+            let res = rr.sqrt();
             if !res.is_finite() || !rz.is_finite() {
                 return Ok(KrylovOutcome::new(KrylovStatus::NonFinite, iterations, res));
             }
@@ -85,17 +98,24 @@ impl Cg {
                 return Ok(KrylovOutcome::new(KrylovStatus::Breakdown, iterations, res));
             }
             let alpha = rz / pq;
+            rr = 0.0;
             for ((xi, pi), (ri, qi)) in
                 x.iter_mut().zip(&self.p).zip(self.r.iter_mut().zip(&self.q))
             {
                 *xi += alpha * pi;
                 *ri -= alpha * qi;
+                rr += *ri * *ri;
             }
-            pc.apply(&self.r, &mut self.z);
-            let rz_new = dot(&self.r, &self.z);
+            let rz_new = if identity {
+                rr
+            } else {
+                pc.apply(&self.r, &mut self.z);
+                dot(&self.r, &self.z)
+            };
             let beta = rz_new / rz;
             rz = rz_new;
-            for (pi, zi) in self.p.iter_mut().zip(&self.z) {
+            let z = if identity { &self.r } else { &self.z };
+            for (pi, zi) in self.p.iter_mut().zip(z) {
                 *pi = zi + beta * *pi;
             }
             iterations += 1;

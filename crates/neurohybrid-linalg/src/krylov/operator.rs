@@ -25,6 +25,11 @@ pub trait Preconditioner {
     fn apply(&mut self, r: &[f64], z: &mut [f64]);
     /// `z = M⁻ᵀ r`.
     fn apply_transpose(&mut self, r: &[f64], z: &mut [f64]);
+    /// Whether `M = I`, so that a method may use `r` itself for `z` and skip the copy
+    /// (CG then saves a vector copy and a dot product per iteration). Default `false`.
+    fn is_identity(&self) -> bool {
+        false
+    }
 }
 
 impl<T: LinearOperator + ?Sized> LinearOperator for &mut T {
@@ -45,6 +50,9 @@ impl<T: Preconditioner + ?Sized> Preconditioner for &mut T {
     }
     fn apply_transpose(&mut self, r: &[f64], z: &mut [f64]) {
         (**self).apply_transpose(r, z);
+    }
+    fn is_identity(&self) -> bool {
+        (**self).is_identity()
     }
 }
 
@@ -112,6 +120,9 @@ impl<T: Preconditioner> Preconditioner for Transposed<T> {
     fn apply_transpose(&mut self, r: &[f64], z: &mut [f64]) {
         self.0.apply(r, z);
     }
+    fn is_identity(&self) -> bool {
+        self.0.is_identity()
+    }
 }
 
 /// No preconditioning (`M = I`).
@@ -124,6 +135,9 @@ impl Preconditioner for IdentityPreconditioner {
     }
     fn apply_transpose(&mut self, r: &[f64], z: &mut [f64]) {
         z.copy_from_slice(r);
+    }
+    fn is_identity(&self) -> bool {
+        true
     }
 }
 
