@@ -1,7 +1,73 @@
 //! Hybrid models: mechanistic systems and neural networks composed into one differentiable
 //! system, trained and calibrated end to end.
 //!
-//! The API contract is `docs/contracts/hybrid-api.md`; this guide grows with the crate.
+//! The API contract is `docs/contracts/hybrid-api.md`; the design choices are in
+//! `docs/decisions/0010-hybrid-compositions.md` (compositions) and
+//! `docs/decisions/0011-training-and-calibration.md` (training, calibration).
+//!
+//! # Compositions
+//!
+//! Every composition is a `neurohybrid_system::OdeSystem` with exact `Vjp` and `Jvp` (and
+//! `Jacobian` where its parts have one), so every stepper and every sensitivity method of
+//! `neurohybrid-solve` works on it unchanged, and compositions nest:
+//!
+//! | type | model | parameters |
+//! |---|---|---|
+//! | [`Parallel`] | `f = f_mech(y; θ) + g(y; w)` (residual model, UDE) | `[θ \| w]`, `"mech.*"`, `"nn.*"` |
+//! | [`Series`] | `f_mech(y; θ)` with `θ[..k] = g(features; w)` (network → parameters) | `[w \| rest of θ]` |
+//! | [`Readout`] | `obs = g(y; w)` (mechanistic state → observation; for losses) | `w` |
+//! | [`NeuralOde`] | `f = g(y (, t); w)` | `w` |
+//! | [`SolverInTheLoop`] | `y_{n+1} = z + c(z; w)`, `z = Φ_Δt(y_n; p)` (a discrete map) | `[p \| w]` |
+//!
+//! The network parts are [`DiffMap`]s — [`TapeMap`] compiles any `neurohybrid_nn::Layer` (or
+//! any recorded graph, e.g. an MLP on `y³`) once into a tape — or [`NetworkRhs`], a network as a
+//! right-hand side: dense on the whole state, or pointwise (the same MLP on every voxel or graph
+//! node, channel-major state, optional static features and time input, block-diagonal Jacobian
+//! pattern). Calls replay compiled tapes in workspaces kept in `RefCell`s: nothing is allocated
+//! per call, and the types are `Send` but not `Sync` (clone per thread). [`Series`] re-evaluates
+//! its map only when `w` changes, so a per-voxel parameter map costs one network evaluation per
+//! parameter update, not per right-hand side. [`Parameterized`] gives each part's named
+//! `ParamLayout`.
+//!
+//! A UDE (Lotka–Volterra with a network in place of the interaction terms) and its gradient by
+//! the discrete adjoint, checked against a finite difference:
+//!
+//! ```
+//! use neurohybrid_hybrid::{NetworkRhs, Parallel};
+//! use neurohybrid_nn::{Activation, Init, Mlp, initialize};
+//! use neurohybrid_solve::sensitivity::{DiscreteAdjoint, SquaredMisfit, gradient};
+//! use neurohybrid_solve::{PiController, Problem, SaveAt, solve};
+//! use neurohybrid_solve_explicit::Tsit5;
+//! use neurohybrid_system::OdeSystem;
+//! use neurohybrid_testkit::LotkaVolterra;
+//!
+//! let net = Mlp::new(&[2, 8, 2], Activation::Tanh)?;
+//! let ude = Parallel::new(LotkaVolterra::default(), NetworkRhs::dense(&net, 2)?)?;
+//! assert_eq!(ude.layout().range("nn.layer0.weight")?, 4..20);
+//!
+//! let mut p = vec![1.3, 0.9, 0.8, 1.8]; // θ, then the network's w
+//! p.extend(initialize(&net, Init::GlorotUniform, 7));
+//! let problem = Problem::new(ude, [0.44, 4.63], p.clone(), (0.0, 1.0));
+//! let save = SaveAt::Times(vec![0.5, 1.0]);
+//! let loss = SquaredMisfit::new(vec![0.3, 3.0, 0.25, 2.0]);
+//! let ctrl = PiController::new(1e-10, 1e-10);
+//! let g = gradient(&problem, &Tsit5, &ctrl, &save, &loss, &DiscreteAdjoint::default())?;
+//! assert_eq!(g.dl_dp.len(), problem.system().n_params());
+//!
+//! // ∂L/∂w₀ by a central difference of two solves.
+//! let value = |p: &[f64]| -> neurohybrid_solve::Result<f64> {
+//!     let mut pr = problem.clone();
+//!     pr.params_mut().copy_from_slice(p);
+//!     let sol = solve(&pr, &Tsit5, &ctrl, &save)?;
+//!     Ok(sol.ys().iter().zip(loss.targets()).map(|(y, t)| (y - t).powi(2)).sum())
+//! };
+//! let (mut a, mut b) = (p.clone(), p.clone());
+//! a[4] += 1e-6;
+//! b[4] -= 1e-6;
+//! let fd = (value(&a)? - value(&b)?) / 2e-6;
+//! assert!((g.dl_dp[4] - fd).abs() < 1e-5 * fd.abs().max(1.0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Training
 //!
