@@ -183,3 +183,8 @@ pub use train::{
     Trainer, read_checkpoint,
 };
 pub use sitl::SolverInTheLoop;
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;
