@@ -134,7 +134,7 @@ pub fn run(fast: bool) -> Vec<Case> {
         }
     };
     let (adam_iters, lbfgs_iters) = if fast { (300, 300) } else { (1000, 1000) };
-    let adam = Adam::new(1e-2).freeze([0..1]);
+    let adam = Adam::new(1e-2).freeze(std::iter::once(0..1));
     let mut st = adam.init(params.len()).expect("valid Adam settings");
     let mut grad = vec![0.0; params.len()];
     for _ in 0..adam_iters {
@@ -144,8 +144,8 @@ pub fn run(fast: bool) -> Vec<Case> {
         }
         adam.step(&mut st, &mut params, &grad).expect("lengths match");
     }
-    let lbfgs =
-        Lbfgs { max_iters: lbfgs_iters, grad_tol: 1e-12, ..Lbfgs::default() }.freeze([0..1]);
+    let lbfgs = Lbfgs { max_iters: lbfgs_iters, grad_tol: 1e-12, ..Lbfgs::default() }
+        .freeze(std::iter::once(0..1));
     let final_loss = match lbfgs.minimize(&mut params, &mut eval) {
         Ok(rep) => rep.value,
         Err(_) => f64::NAN,

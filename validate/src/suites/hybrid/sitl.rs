@@ -83,7 +83,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     };
     let starts: Vec<usize> = (0..=train_steps - unroll).step_by(2).collect();
     let epochs = if fast { 150 } else { 1000 };
-    let adam = Adam::new(1e-2).freeze([0..2]);
+    let adam = Adam::new(1e-2).freeze(std::iter::once(0..2));
     let mut st = adam.init(params.len()).expect("valid Adam settings");
     let mut grad = vec![0.0; params.len()];
     let mut last = f64::NAN;

@@ -332,7 +332,8 @@ pub fn run(fast: bool) -> Vec<Case> {
     let ude = Parallel::new(KnownLinear, nn).expect("same state size");
     let mut p_ude = vec![P_TRUE[0], P_TRUE[3]];
     p_ude.extend(initialize(&net, Init::GlorotUniform, 1));
-    let (p_ude, loss_ude) = fit(ude.clone(), p_ude, &[0..2], &ts, &data, adam_iters, lbfgs_iters);
+    let (p_ude, loss_ude) =
+        fit(ude.clone(), p_ude, std::slice::from_ref(&(0..2)), &ts, &data, adam_iters, lbfgs_iters);
 
     // Pure neural ODE.
     let net2 = Mlp::new(&[2, 16, 16, 2], Activation::Tanh).expect("valid widths");
