@@ -68,9 +68,11 @@ impl Default for DemoConfig {
             days: vec![90.0, 120.0, 150.0, 200.0, 250.0],
             n_training: 3,
             imaging: Imaging::default(),
-            iterations: 120,
+            // 80 Adam steps at 8e-3 instead of 120 at 5e-3: the hybrid's held-out RMSE moves
+            // 0.016 → 0.017 for a third less training (ADR 0012, "Measured").
+            iterations: 80,
             hidden: 12,
-            learning_rate: 5e-3,
+            learning_rate: 8e-3,
             fit_iterations: 60,
             random_seed: 1,
         }
