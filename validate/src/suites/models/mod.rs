@@ -3,21 +3,17 @@
 //! report the error on later ones, parameter recovery and wall time (DESIGN.md §6). One module
 //! per disease; each prints one JSON line per (patient, model) and a summary line.
 
+pub mod glioma;
 pub mod alzheimer;
 pub mod stroke;
-
-pub mod glioma;
 
 use crate::Case;
 
 /// Every case of the suite (the cheap subset when `fast`).
 pub fn run(fast: bool) -> Vec<Case> {
-    #[allow(unused_mut)]
     let mut cases: Vec<Case> = Vec::new();
-    // One line per module: cases.extend(module::run(fast));
     cases.extend(glioma::run(fast));
     cases.extend(alzheimer::run(fast));
     cases.extend(stroke::run(fast));
-    let _ = fast;
     cases
 }
