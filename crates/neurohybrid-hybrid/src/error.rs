@@ -57,7 +57,9 @@ pub enum HybridError {
     },
     /// The Gauss–Newton Hessian of a calibration is not positive definite: the data (and the
     /// priors) do not determine this parameter, or it is perfectly correlated with others.
-    #[error("parameter {parameter} is not identifiable: the Gauss–Newton Hessian is singular there")]
+    #[error(
+        "parameter {parameter} is not identifiable: the Gauss–Newton Hessian is singular there"
+    )]
     NotIdentifiable {
         /// Index of the first parameter where the Cholesky factorization broke down.
         parameter: usize,

@@ -177,12 +177,12 @@ pub use loss::{GaussianNll, Mse, Regularizer, RelativeL2, SoftDice, TrajectoryLo
 pub use map::{DiffMap, TapeMap};
 pub use network::{NetworkRhs, Parameterized};
 pub use neural_ode::NeuralOde;
+pub use sitl::SolverInTheLoop;
 pub use train::{
     Batch, CHECKPOINT_MAGIC, CheckpointConfig, CheckpointInfo, Control, Curriculum, EarlyStopping,
     Objective, OdeObjective, OptimizerState, Progress, Shooting, TrainOptimizer, TrainReport,
     Trainer, read_checkpoint,
 };
-pub use sitl::SolverInTheLoop;
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[doc = include_str!("../README.md")]

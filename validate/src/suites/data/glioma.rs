@@ -38,7 +38,9 @@ pub fn run(fast: bool) -> Vec<Case> {
     let mut scenario = match Scenario::from_path(&example) {
         Ok(s) => s,
         Err(e) => {
-            return vec![Case::new(SUITE, "glioma_mni152/load", false).with("error", e.to_string())];
+            return vec![
+                Case::new(SUITE, "glioma_mni152/load", false).with("error", e.to_string()),
+            ];
         }
     };
     if let AnatomyConfig::Nifti { wm, gm, csf, mask, downsample, .. } = &mut scenario.anatomy {

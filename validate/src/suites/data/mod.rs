@@ -3,8 +3,8 @@
 //! When the data are missing a case says so in its JSON line; it counts as passed only under
 //! `--fast` (CI without downloads), and as failed in a full run. One module per disease.
 
-pub mod glioma;
 pub mod alzheimer;
+pub mod glioma;
 pub mod stroke;
 
 use crate::Case;

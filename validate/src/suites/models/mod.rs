@@ -3,8 +3,8 @@
 //! report the error on later ones, parameter recovery and wall time (DESIGN.md §6). One module
 //! per disease; each prints one JSON line per (patient, model) and a summary line.
 
-pub mod glioma;
 pub mod alzheimer;
+pub mod glioma;
 pub mod stroke;
 
 use crate::Case;
