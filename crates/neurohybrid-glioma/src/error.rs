@@ -20,7 +20,7 @@ pub type Result<T> = std::result::Result<T, GliomaError>;
 #[non_exhaustive]
 pub enum GliomaError {
     /// A file named in the scenario (or the scenario itself) does not exist.
-    #[error("missing file {path}: {what}")]
+    #[error("{what} file {path} does not exist")]
     MissingFile {
         /// The path as given.
         path: PathBuf,
