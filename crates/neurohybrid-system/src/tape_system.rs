@@ -6,7 +6,7 @@ use crate::sparsity::{CsrMatrix, JacobianColoring, dense_pattern};
 use crate::traits::{Jacobian, Jvp, OdeSystem, Vjp};
 use nalgebra_sparse::pattern::SparsityPattern;
 use neurohybrid_autodiff::{Tape, Workspace};
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::sync::Arc;
 
 /// `f(t, y, p)` compiled from a graph with inputs `"y"` (`[n]`), optionally `"t"` (`[]`) and
@@ -29,7 +29,10 @@ pub struct TapeSystem {
     slot_t: Option<usize>,
     slot_y: usize,
     slot_p: Option<usize>,
-    coloring: JacobianColoring,
+    /// The Jacobian's coloring, built on first use: the default dense `n × n` pattern costs
+    /// O(n²) memory and a greedy coloring, which a system that is only ever integrated
+    /// explicitly (or that gets [`TapeSystem::with_sparsity`] next) should not pay for.
+    coloring: OnceCell<JacobianColoring>,
     inner: RefCell<Inner>,
 }
 
@@ -80,7 +83,8 @@ fn signature(reason: String) -> SystemError {
 }
 
 impl TapeSystem {
-    /// Wrap a compiled tape; its Jacobian uses a dense pattern (`n` JVPs per Jacobian).
+    /// Wrap a compiled tape; its Jacobian uses a dense pattern (`n` JVPs per Jacobian), colored
+    /// on the first Jacobian request, not here.
     pub fn new(tape: impl Into<Arc<Tape>>) -> Result<Self> {
         let tape = tape.into();
         let slot_y =
@@ -111,7 +115,7 @@ impl TapeSystem {
         if tape.n_outputs() != 1 || tape.output_shape(0) != [n] {
             return Err(signature(format!("need one output of shape [{n}]")));
         }
-        let coloring = JacobianColoring::new(dense_pattern(n))?;
+        let coloring = OnceCell::new();
         let inner = RefCell::new(Inner::new(&tape, n, m));
         Ok(Self { tape, n, m, slot_t, slot_y, slot_p, coloring, inner })
     }
@@ -126,7 +130,7 @@ impl TapeSystem {
                 found: pattern.major_dim(),
             });
         }
-        self.coloring = JacobianColoring::new(pattern)?;
+        self.coloring = OnceCell::from(JacobianColoring::new(pattern)?);
         Ok(self)
     }
 
@@ -222,9 +226,19 @@ impl Jvp for TapeSystem {
     }
 }
 
+impl TapeSystem {
+    /// The coloring in use: the one given by [`TapeSystem::with_sparsity`], or the dense one.
+    fn coloring(&self) -> &JacobianColoring {
+        self.coloring.get_or_init(|| {
+            JacobianColoring::new(dense_pattern(self.n))
+                .expect("a dense n x n pattern is square, the only thing the coloring checks")
+        })
+    }
+}
+
 impl Jacobian for TapeSystem {
     fn sparsity(&self) -> &SparsityPattern {
-        self.coloring.pattern()
+        self.coloring().pattern()
     }
     fn jacobian(&self, t: f64, y: &[f64], p: &[f64], out: &mut CsrMatrix) {
         // Take the scratch out of the cell so `fill` can call `jvp` (which borrows the cell).
@@ -232,7 +246,7 @@ impl Jacobian for TapeSystem {
             let mut inner = self.inner.borrow_mut();
             (std::mem::take(&mut inner.seed), std::mem::take(&mut inner.tangent))
         };
-        self.coloring.fill(self, t, y, p, &mut seed, &mut tangent, out);
+        self.coloring().fill(self, t, y, p, &mut seed, &mut tangent, out);
         let mut inner = self.inner.borrow_mut();
         inner.seed = seed;
         inner.tangent = tangent;
