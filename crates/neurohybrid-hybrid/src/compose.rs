@@ -36,7 +36,6 @@ fn check_layout(what: &str, layout: &ParamLayout, n: usize) -> Result<()> {
 pub struct Parallel<M, N> {
     sum: Sum<M, N>,
     layout: ParamLayout,
-    n_mech: usize,
 }
 
 impl<M: OdeSystem, N: OdeSystem + Parameterized> Parallel<M, N> {
@@ -49,7 +48,7 @@ impl<M: OdeSystem, N: OdeSystem + Parameterized> Parallel<M, N> {
         layout.append("mech", &single_block("p", n_mech)?)?;
         layout.append("nn", &nn_layout)?;
         let sum = Sum::new(mech, nn)?;
-        Ok(Self { sum, layout, n_mech })
+        Ok(Self { sum, layout })
     }
 }
 
@@ -68,7 +67,7 @@ impl<M: OdeSystem, N: OdeSystem> Parallel<M, N> {
     /// layout must cover `mech.n_params()` entries. A nested composition passes its own
     /// `layout()` here.
     pub fn with_mech_layout(mut self, mech: ParamLayout) -> Result<Self> {
-        check_layout("mechanistic parameter layout", &mech, self.n_mech)?;
+        check_layout("mechanistic parameter layout", &mech, self.sum.first().n_params())?;
         let mut layout = ParamLayout::new();
         layout.append("mech", &mech)?;
         let nn: Vec<_> =
@@ -97,7 +96,7 @@ impl<M: OdeSystem, N: OdeSystem> Parallel<M, N> {
 
     /// Split `p` into `(θ, w)`.
     pub fn split_params<'a>(&self, p: &'a [f64]) -> (&'a [f64], &'a [f64]) {
-        p.split_at(self.n_mech)
+        self.sum.split_params(p)
     }
 }
 
