@@ -46,10 +46,12 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace root")
-        .to_path_buf()
+    // `cargo run` sets CARGO_MANIFEST_DIR at run time too; prefer it, because cargo reuses a
+    // compiled xtask across checkouts that share a target directory (its fingerprint does not
+    // include the source path), and the compile-time path would then name the other checkout.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    Path::new(&manifest_dir).parent().expect("xtask lives in the workspace root").to_path_buf()
 }
 
 fn cargo() -> Command {
