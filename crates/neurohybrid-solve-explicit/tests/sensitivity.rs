@@ -12,7 +12,7 @@ use neurohybrid_solve::sensitivity::{
 use neurohybrid_solve::{ConstantStep, Impulse, PiController, Problem, SaveAt, solve};
 use neurohybrid_solve_explicit::{Dopri5, Euler, Rk4, Tsit5};
 use neurohybrid_system::{Jvp, OdeSystem, TapeSystem, Vjp};
-use neurohybrid_testkit::LotkaVolterra;
+use neurohybrid_testkit::{LotkaVolterra, OscillatorBank};
 use proptest::prelude::*;
 
 /// `max_i |a_i − b_i| / max(‖b‖_∞, floor)`.
@@ -414,61 +414,10 @@ proptest! {
     }
 }
 
-/// A bank of `n/2` decoupled oscillators `x'' = −ω_i² x`, `ω_i = 1 + p0·i/(n/2)`.
-#[derive(Debug, Clone)]
-struct OscillatorBank {
-    n: usize,
-}
-impl OscillatorBank {
-    fn omega(&self, p: &[f64], i: usize) -> f64 {
-        1.0 + p[0] * i as f64 / (self.n / 2) as f64
-    }
-}
-impl OdeSystem for OscillatorBank {
-    fn n_states(&self) -> usize {
-        self.n
-    }
-    fn n_params(&self) -> usize {
-        1
-    }
-    fn rhs(&self, _t: f64, y: &[f64], p: &[f64], dy: &mut [f64]) {
-        for i in 0..self.n / 2 {
-            let w = self.omega(p, i);
-            dy[2 * i] = y[2 * i + 1];
-            dy[2 * i + 1] = -w * w * y[2 * i];
-        }
-    }
-}
-impl Vjp for OscillatorBank {
-    fn vjp(&self, _t: f64, y: &[f64], p: &[f64], w: &[f64], w_y: &mut [f64], w_p: &mut [f64]) {
-        let mut gp = 0.0;
-        for i in 0..self.n / 2 {
-            let om = self.omega(p, i);
-            w_y[2 * i] = -om * om * w[2 * i + 1];
-            w_y[2 * i + 1] = w[2 * i];
-            gp += -2.0 * om * (i as f64 / (self.n / 2) as f64) * y[2 * i] * w[2 * i + 1];
-        }
-        if let Some(g) = w_p.first_mut() {
-            *g = gp;
-        }
-    }
-}
-impl Jvp for OscillatorBank {
-    fn jvp(&self, _t: f64, y: &[f64], p: &[f64], v_y: &[f64], v_p: &[f64], out: &mut [f64]) {
-        let dp = v_p.first().copied().unwrap_or(0.0);
-        for i in 0..self.n / 2 {
-            let om = self.omega(p, i);
-            out[2 * i] = v_y[2 * i + 1];
-            out[2 * i + 1] =
-                -om * om * v_y[2 * i] - 2.0 * om * (i as f64 / (self.n / 2) as f64) * dp * y[2 * i];
-        }
-    }
-}
-
 #[test]
 fn checkpointed_adjoint_of_20000_steps_stores_under_two_percent() {
     let n = 4096;
-    let bank = OscillatorBank { n };
+    let bank = OscillatorBank::new(n);
     let y0: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
     let pr = Problem::new(bank, y0, [0.5], (0.0, 2.0));
     let ctrl = ConstantStep::with_steps((0.0, 2.0), 20_000);

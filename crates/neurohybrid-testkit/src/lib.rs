@@ -42,6 +42,7 @@
 mod catalogue;
 mod fisher_kpp;
 mod order;
+mod oscillator_bank;
 mod problems;
 
 pub use catalogue::{
@@ -50,6 +51,7 @@ pub use catalogue::{
 };
 pub use fisher_kpp::FisherKpp;
 pub use order::{PowerFit, Result, TestkitError, estimate_order, log_log_fit, max_abs_diff};
+pub use oscillator_bank::OscillatorBank;
 pub use problems::{
     ExactSolution, ExponentialDecay, FisherWave, HarmonicOscillator, Logistic, LotkaVolterra,
     Robertson, VanDerPol,

@@ -21,10 +21,16 @@
 //! vectors held at once on top of the steppers' working state: dense-output coefficients,
 //! checkpoints, saved values; not a counting allocator), printed as `peak_bytes`.
 //!
+//! The full suite also runs Fisher–KPP at the W2 size 128×128 to t = 100 (where diffrax's and
+//! torchdiffeq's backsolve adjoints fail; ours names the instability) and the memory cases
+//! (`memory/…`: a 20,000-step solve of a 4,096-state system; the checkpointed discrete adjoint
+//! must store ≤ 2% of the states store-all stores, with a bit-identical gradient).
+//!
 //! `fast` runs Lotka–Volterra, the impulse problem and Robertson with Rodas4.
 
 use crate::Case;
 use neurohybrid_autodiff::Graph;
+use neurohybrid_solve::sensitivity::Checkpointing;
 use neurohybrid_solve::sensitivity::{
     BacksolveAdjoint, DiscreteAdjoint, ForwardSensitivity, Gradient, InterpolatingAdjoint, Loss,
     QuadratureAdjoint, Sensitivity, SquaredMisfit, StepVjp, recorded_steps,
@@ -33,10 +39,10 @@ use neurohybrid_solve::{
     ConstantStep, Impulse, PiController, Problem, SaveAt, SolveError, StepSizeController, Stepper,
     solve,
 };
-use neurohybrid_solve_explicit::Tsit5;
+use neurohybrid_solve_explicit::{Euler, Tsit5};
 use neurohybrid_solve_implicit::{Bdf, DirkConfig, Esdirk4, Kvaerno5, Rodas4, Tolerances, WConfig};
 use neurohybrid_system::{Jvp, OdeSystem, TapeSystem, Vjp};
-use neurohybrid_testkit::{FisherKpp, LotkaVolterra, lotka_volterra, robertson};
+use neurohybrid_testkit::{FisherKpp, LotkaVolterra, OscillatorBank, lotka_volterra, robertson};
 use std::time::Instant;
 
 const SUITE: &str = "gradients";
@@ -827,6 +833,78 @@ pub fn run(fast: bool) -> Vec<Case> {
     if !fast {
         cases.extend(ude_cases());
         cases.extend(fisher_cases(64, 50.0));
+        // The W2 size, where the peers' backsolve adjoints fail (issue 5): ours must match or
+        // name the instability, never return a wrong gradient.
+        cases.extend(fisher_cases(128, 100.0));
+        cases.extend(memory_cases());
+    }
+    cases
+}
+
+/// Memory of the checkpointed discrete adjoint on a 20,000-step solve of a 4,096-state system
+/// (issue 5: ≤ 2% of the states a store-everything adjoint stores). Constant Euler steps on
+/// a linear oscillator bank, so the step count is exact and the gradient is cheap; every
+/// schedule must give the same gradient bit for bit (it changes what is recomputed, not what
+/// is computed), and forward sensitivities of Euler's map agree.
+fn memory_cases() -> Vec<Case> {
+    let n = 4096;
+    let steps = 20_000;
+    let bank = OscillatorBank::new(n);
+    let y0: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
+    let problem = Problem::new(bank, y0, [0.5], (0.0, 2.0));
+    let ctrl = ConstantStep::with_steps((0.0, 2.0), steps);
+    let loss = SquaredMisfit::new(vec![0.0; n]).with_weight(0.5);
+    let forward =
+        ForwardSensitivity::params().gradient(&problem, &Euler, &ctrl, &SaveAt::Final, &loss);
+    let forward = match forward {
+        Ok(g) => g,
+        Err(e) => {
+            return vec![
+                Case::new(SUITE, "memory/forward_reference", false).with("error", e.to_string()),
+            ];
+        }
+    };
+    let schedules = [
+        ("revolve_64", Checkpointing::Revolve { slots: 64 }),
+        ("every_141", Checkpointing::Every(141)),
+        ("store_all", Checkpointing::All),
+    ];
+    let mut cases = Vec::new();
+    let mut reference: Option<Vec<f64>> = None;
+    for (name, schedule) in schedules {
+        let label = format!("memory/discrete_{name}/euler_{steps}x{n}");
+        let start = Instant::now();
+        let g =
+            DiscreteAdjoint::new(schedule).gradient(&problem, &Euler, &ctrl, &SaveAt::Final, &loss);
+        let wall = start.elapsed().as_secs_f64();
+        let g = match g {
+            Ok(g) => g,
+            Err(e) => {
+                cases.push(Case::new(SUITE, label, false).with("error", e.to_string()));
+                continue;
+            }
+        };
+        let m = g.memory;
+        let fraction = m.stored_fraction();
+        let bit_identical = reference.as_ref().is_none_or(|r| *r == g.dl_dp);
+        reference.get_or_insert_with(|| g.dl_dp.clone());
+        let vs_forward = rel((&[], &g.dl_dp), (&[], &forward.dl_dp));
+        let bound_ok = matches!(schedule, Checkpointing::All) || fraction <= 0.02;
+        let passed = m.steps == steps && bound_ok && bit_identical && vs_forward < 1e-10;
+        cases.push(
+            Case::new(SUITE, label, passed)
+                .with("steps", m.steps)
+                .with("n_states", m.n_states)
+                .with("peak_stored_states", m.peak_stored_states)
+                .with("store_all_states", m.store_all_states)
+                .with("stored_fraction", fraction)
+                .with("bound", 0.02)
+                .with("recomputed_steps", m.recomputed_steps)
+                .with("peak_bytes", m.peak_stored_states * n * 8)
+                .with("bit_identical_to_first_schedule", bit_identical)
+                .with("rel_err_vs_forward", vs_forward)
+                .with("wall_s", wall),
+        );
     }
     cases
 }
