@@ -10,17 +10,20 @@
 //! general masked-grid kernel is ~8 ns/cell, this one well under 1 ns/cell.
 //!
 //! Prints `{"bench":"w2_forward","ours_ns":…,"diffsol_ns":7200000,"ratio":…}` and one line
-//! per gradient method (`w2_grad_forward_sens`, `w2_grad_discrete_adjoint`, the latter with
-//! `dL_dD`, `dL_drho`), `ratio = ours / peer` (peers: diffsol 7.2 ms forward, diffsol discrete
+//! per gradient method (`w2_grad_forward_sens`, `w2_grad_discrete_adjoint`,
+//! `w2_grad_discrete_adjoint_revolve16`, `w2_grad_interpolating_adjoint`,
+//! `w2_grad_quadrature_adjoint`, each with `dL_dD`, `dL_drho`; `w2_grad_backsolve_adjoint`
+//! prints its named instability instead), `ratio = ours / peer` (peers: diffsol 7.2 ms forward, diffsol discrete
 //! step-VJP 24 ms for the gradient).
 
 use criterion::Criterion;
 use neurohybrid_benches::{criterion_median_ns, report_json};
 use neurohybrid_mesh::{DiffusionOperator, Grid};
 use neurohybrid_solve::sensitivity::{
-    Checkpointing, DiscreteAdjoint, ForwardSensitivity, SquaredMisfit, gradient,
+    BacksolveAdjoint, Checkpointing, DiscreteAdjoint, ForwardSensitivity, Gradient,
+    InterpolatingAdjoint, QuadratureAdjoint, Sensitivity, SquaredMisfit, gradient,
 };
-use neurohybrid_solve::{PiController, Problem, SaveAt, solve};
+use neurohybrid_solve::{PiController, Problem, SaveAt, SolveError, solve};
 use neurohybrid_solve_explicit::Tsit5;
 use neurohybrid_system::{Jvp, OdeSystem, Vjp};
 use std::cell::RefCell;
@@ -171,21 +174,45 @@ fn main() {
         .expect("valid problem");
     let loss = SquaredMisfit::new(target.last().expect("final state").to_vec());
     let pr = Problem::new(FisherKpp::new(), y0, [0.1, 0.05], (0.0, 100.0));
-    let fwd_sens = ForwardSensitivity::params();
-    let adjoint = DiscreteAdjoint::new(Checkpointing::All);
     let run_fwd = || solve(&pr, &Tsit5, &ctrl, &SaveAt::Final).expect("valid problem");
-    let run_sens =
-        || gradient(&pr, &Tsit5, &ctrl, &SaveAt::Final, &loss, &fwd_sens).expect("valid");
-    let run_adj = || gradient(&pr, &Tsit5, &ctrl, &SaveAt::Final, &loss, &adjoint).expect("valid");
-    let (gs, ga) = (run_sens(), run_adj());
-    eprintln!(
-        "w2: forward {} steps; forward sens {:?} ({} steps); discrete adjoint {:?}, memory {:?}",
-        run_fwd().stats().accepted_steps,
-        gs.dl_dp,
-        gs.memory.steps,
-        ga.dl_dp,
-        ga.memory
-    );
+    // Every method of the sensitivity module on the same problem. Backsolve re-integrates the
+    // diffusion backward, which is unstable (the peers' backsolve adjoints fail here too): ours
+    // ends with a named error, printed instead of a time.
+    let methods: Vec<(&str, Method)> = vec![
+        ("forward_sens", Box::new(|| run(&pr, &loss, &ForwardSensitivity::params()))),
+        (
+            "discrete_adjoint",
+            Box::new(|| run(&pr, &loss, &DiscreteAdjoint::new(Checkpointing::All))),
+        ),
+        (
+            "discrete_adjoint_revolve16",
+            Box::new(|| {
+                run(&pr, &loss, &DiscreteAdjoint::new(Checkpointing::Revolve { slots: 16 }))
+            }),
+        ),
+        ("interpolating_adjoint", Box::new(|| run(&pr, &loss, &InterpolatingAdjoint::new()))),
+        ("quadrature_adjoint", Box::new(|| run(&pr, &loss, &QuadratureAdjoint::new()))),
+        ("backsolve_adjoint", Box::new(|| run(&pr, &loss, &BacksolveAdjoint::new()))),
+    ];
+    let mut usable = Vec::new();
+    for (name, m) in &methods {
+        match m() {
+            Ok(g) => {
+                eprintln!(
+                    "w2 {name}: dL/dp {:?}, {} forward steps, memory {:?}",
+                    g.dl_dp, g.memory.steps, g.memory
+                );
+                usable.push((*name, m, g.dl_dp));
+            }
+            Err(e) => {
+                eprintln!("w2 {name}: {e}");
+                println!("{{\"bench\":\"w2_grad_{name}\",\"error\":{:?}}}", e.to_string());
+            }
+        }
+    }
+    let run_adj = || methods[1].1().expect("the discrete adjoint succeeds on W2");
+    let run_sens = || methods[0].1().expect("forward sensitivities succeed on W2");
+    eprintln!("w2: forward {} steps", run_fwd().stats().accepted_steps);
 
     // `W2_PROFILE=forward|sens|adjoint[:iterations]`: run one workload only (for callgrind /
     // perf on this loaded machine) and print its CPU time per iteration.
@@ -217,39 +244,39 @@ fn main() {
         .configure_from_args();
     let mut group = c.benchmark_group("w2");
     group.bench_function("forward", |b| b.iter(|| black_box(run_fwd())));
-    group.bench_function("grad_forward_sens", |b| b.iter(|| black_box(run_sens())));
-    group.bench_function("grad_discrete_adjoint", |b| b.iter(|| black_box(run_adj())));
+    for (name, m, _) in &usable {
+        group.bench_function(format!("grad_{name}"), |b| b.iter(|| black_box(m())));
+    }
     group.finish();
 
-    let med = |id| criterion_median_ns("w2", id);
-    match (med("forward"), med("grad_forward_sens"), med("grad_discrete_adjoint")) {
-        (Some(f), Some(s), Some(a)) => {
+    let Some(f) = criterion_median_ns("w2", "forward") else {
+        // `cargo test --benches` runs each function once without writing estimates.
+        eprintln!("w2: no criterion estimates found (not a measuring run)");
+        return;
+    };
+    report_json("w2_forward", &[("ours_ns", f), ("diffsol_ns", 7.2e6), ("ratio", f / 7.2e6)]);
+    for (name, _, dl_dp) in &usable {
+        if let Some(t) = criterion_median_ns("w2", &format!("grad_{name}")) {
             report_json(
-                "w2_forward",
-                &[("ours_ns", f), ("diffsol_ns", 7.2e6), ("ratio", f / 7.2e6)],
-            );
-            report_json(
-                "w2_grad_forward_sens",
+                &format!("w2_grad_{name}"),
                 &[
-                    ("ours_ns", s),
+                    ("ours_ns", t),
                     ("diffsol_ns", 24e6),
-                    ("ratio", s / 24e6),
-                    ("dL_dD", gs.dl_dp[0]),
-                    ("dL_drho", gs.dl_dp[1]),
-                ],
-            );
-            report_json(
-                "w2_grad_discrete_adjoint",
-                &[
-                    ("ours_ns", a),
-                    ("diffsol_ns", 24e6),
-                    ("ratio", a / 24e6),
-                    ("dL_dD", ga.dl_dp[0]),
-                    ("dL_drho", ga.dl_dp[1]),
+                    ("ratio", t / 24e6),
+                    ("dL_dD", dl_dp[0]),
+                    ("dL_drho", dl_dp[1]),
                 ],
             );
         }
-        // `cargo test --benches` runs each function once without writing estimates.
-        _ => eprintln!("w2: no criterion estimates found (not a measuring run)"),
     }
+}
+
+type Method<'a> = Box<dyn Fn() -> Result<Gradient, SolveError> + 'a>;
+
+fn run(
+    pr: &Problem<FisherKpp>,
+    loss: &SquaredMisfit,
+    method: &impl Sensitivity<FisherKpp, Tsit5, PiController>,
+) -> Result<Gradient, SolveError> {
+    gradient(pr, &Tsit5, &PiController::new(1e-6, 1e-8), &SaveAt::Final, loss, method)
 }
