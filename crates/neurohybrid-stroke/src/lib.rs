@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod anatomy;
+pub mod collateral;
 pub mod darcy;
 pub mod demo;
 mod error;
