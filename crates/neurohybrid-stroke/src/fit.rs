@@ -11,10 +11,19 @@
 //! - **Neural**: a pointwise network `d[I, D]/dt = g(I, D, CBF/60, t/10; w)` (a neural ODE
 //!   conditioned on the perfusion map; `NetworkRhs::pointwise` with the perfusion as a
 //!   feature and the time input), trained on the masks with no mechanistic structure.
-//! - **Hybrid (parallel)**: the calibrated mechanistic model plus the same network as a
-//!   residual on the fate rates, `Parallel::new(mech, net)`; the mechanistic block is frozen at
-//!   its calibrated value and only the network is trained (a staged fit: the mechanism explains
-//!   what it can, the network learns what is missing).
+//! - **Hybrid (parallel)**: the calibrated mechanistic model plus a network residual on the
+//!   fate rates, `Parallel::new(mech, Gated(net))`: gated by the alive / injured state, the
+//!   relative perfusion deficit and the time since admission ([`Gated`]), started at a zero
+//!   output layer (so it *is* the calibrated model before training) and trained with an L2
+//!   penalty towards that start; the mechanistic block is frozen at its calibrated value (a
+//!   staged fit: the mechanism explains what it can, the network learns what is missing).
+//! - **Hybrid (series)**: `Series::new(map, features, CollateralField)` — a pointwise network
+//!   from imaging features (admission CBF, healthy CBF as the tissue type, the territory's
+//!   relative perfusion deficit) to every voxel's collateral strength and its decay rate
+//!   ([`crate::collateral`]); zero output layer = the calibrated plain model.
+//!
+//! Why the parallel hybrid is built this way (the first version lost to the plain model on
+//! 10/10 patients): `docs/decisions/0023-stroke-hybrids.md`.
 //!
 //! Networks are trained with Adam on the mean squared misfit of the dead fraction to the
 //! masks, gradients by the discrete adjoint through the Tsit5 steps
@@ -776,8 +785,8 @@ mod composition_tests {
     fn toy() -> (OccludedPerfusion, Observation, FateParams, Protocol) {
         let perf = OccludedPerfusion {
             territory: Territory::LeftMca,
-            p_normal: vec![60.0, 55.0, 30.0, 24.0, 50.0, 45.0],
-            p_zero: vec![3.0, 8.0, 5.0, 20.0, 49.0, 10.0],
+            p_normal: vec![30.0, 55.0, 30.0, 24.0, 50.0, 45.0],
+            p_zero: vec![0.0, 8.0, 5.0, 20.0, 49.0, 10.0],
             weight: vec![1.0, 0.8, 0.9, 0.2, 0.0, 0.6],
         };
         let mech = FateParams { k_inj: 1.8, k_death: 1.2, collateral: 0.3 };
