@@ -333,7 +333,7 @@ impl Gated {
         Gated { net, gate, t_ref, scratch: std::cell::RefCell::new((vec![0.0; m], vec![0.0; m])) }
     }
 
-    /// The gate `κ_j(t)` of every voxel at time `t`.
+    /// The time factor `(t − t_adm)/τ` of the gate `κ_j(t)`.
     fn kappa(&self, t: f64) -> f64 {
         (t - self.t_ref) / GATE_TIME_SCALE
     }
