@@ -9,8 +9,8 @@ use neurohybrid_stroke::patient::{Protocol, cohort};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut anatomy = StrokeAnatomy::phantom_2d(40, 48, 4.0)?;
-    let (mut rmse, mut dice, mut wins, mut covered) = ([0.0; 3], [0.0; 3], 0, 0);
-    let n = 10;
+    let (mut rmse, mut dice, mut wins, mut covered) = ([0.0; 4], [0.0; 4], [0; 4], 0);
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     for p in cohort(n) {
         let r = run_patient(
             &mut anatomy,
@@ -19,25 +19,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             FateConstants::default(),
             &TrainConfig::default(),
         )?;
-        for m in 0..3 {
+        for m in 0..4 {
             rmse[m] += r.scores[m].heldout_rmse / n as f64;
             dice[m] += r.scores[m].heldout_dice / n as f64;
-        }
-        if r.scores[2].heldout_rmse < r.scores[0].heldout_rmse.min(r.scores[1].heldout_rmse) {
-            wins += 1;
+            wins[m] += r.beats_baselines(m) as usize;
         }
         let c = &r.estimates[2];
         if c.truth.is_some_and(|t| c.ci95.0 <= t && t <= c.ci95.1) {
             covered += 1;
         }
+        let s = &r.scores;
         println!(
-            "{}: dice {:.3} {:.3} {:.3}",
-            p.id, r.scores[0].heldout_dice, r.scores[1].heldout_dice, r.scores[2].heldout_dice
+            "{}: rmse {:.4} {:.4} {:.4} {:.4}  dice {:.3} {:.3} {:.3} {:.3}",
+            p.id,
+            s[0].heldout_rmse,
+            s[1].heldout_rmse,
+            s[2].heldout_rmse,
+            s[3].heldout_rmse,
+            s[0].heldout_dice,
+            s[1].heldout_dice,
+            s[2].heldout_dice,
+            s[3].heldout_dice
         );
     }
-    for m in 0..3 {
-        println!("{}: mean rmse {:.3}, mean dice {:.3}", MODEL_NAMES[m], rmse[m], dice[m]);
+    for m in 0..4 {
+        println!(
+            "{}: mean rmse {:.4}, mean dice {:.3}, beats both baselines {}/{n}",
+            MODEL_NAMES[m], rmse[m], dice[m], wins[m]
+        );
     }
-    println!("hybrid wins {wins}/{n}, collateral covered {covered}/{n}");
+    println!("collateral covered {covered}/{n}");
     Ok(())
 }

@@ -30,6 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "timing hyb   {:?}",
         r.timing.hybrid_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>()
     );
+    println!(
+        "timing ser   {:?}",
+        r.timing.series_ml.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>()
+    );
     println!("wall {:.2} s", r.wall_s);
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The `neurohybrid demo stroke` computation: one synthetic patient on the embedded phantom,
-//! the three model families fitted on the early imaging, the final infarct predicted, and
+//! the four models (mechanistic, neural, parallel and series hybrids) fitted on the early
+//! imaging, the final infarct predicted, and
 //! the treatment-timing curve of the fitted patient with a Laplace uncertainty band. Returns a
 //! serde-serializable [`DemoReport`]; the CLI only renders it.
 
@@ -69,7 +70,7 @@ pub struct Image {
 /// One model's results in the demo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DemoModel {
-    /// Name (`"mechanistic"`, `"neural"`, `"hybrid"`).
+    /// Name (`"mechanistic"`, `"neural"`, `"hybrid"`, `"series"`).
     pub name: String,
     /// Scores on the held-out final infarct.
     pub score: ModelScore,
@@ -94,8 +95,10 @@ pub struct TimingCurve {
     pub lower_ml: Vec<f64>,
     /// 97.5 % quantile over Laplace samples.
     pub upper_ml: Vec<f64>,
-    /// Hybrid model.
+    /// Parallel hybrid.
     pub hybrid_ml: Vec<f64>,
+    /// Series hybrid.
+    pub series_ml: Vec<f64>,
     /// Expected outcome score of the fitted model per treatment time.
     pub expected_mrs: Vec<f64>,
 }
@@ -121,7 +124,7 @@ pub struct DemoReport {
     pub masks: Vec<(f64, Image)>,
     /// True final dead fraction.
     pub truth_final: Image,
-    /// The three models.
+    /// The four models, in [`MODEL_NAMES`] order.
     pub models: Vec<DemoModel>,
     /// Mechanistic parameters with 95 % Laplace intervals (truth attached).
     pub parameters: Vec<Estimate>,
@@ -170,9 +173,9 @@ pub fn run(
     let mut anatomy = StrokeAnatomy::phantom_2d(config.nx, config.ny, config.spacing)?;
     let patient = demo_patient(config.seed);
     let protocol = &config.protocol;
-    progress("fit models", 0, 3);
+    progress("fit models", 0, 4);
     let run = run_patient(&mut anatomy, &patient, protocol, constants, &config.train)?;
-    progress("fit models", 3, 3);
+    progress("fit models", 4, 4);
     let image = |x: &[f64]| {
         let full = anatomy
             .grid()
@@ -199,20 +202,22 @@ pub fn run(
         volumes(&anatomy, &truth, &patient.fate_params().to_vec(), patient.t_treat, &vol_t)?;
     let volumes_fitted = volumes(&anatomy, &plain, &theta, patient.t_treat, &vol_t)?;
 
-    // Timing curve: truth, point estimate, Laplace band, hybrid.
+    // Timing curve: truth, point estimate, Laplace band, hybrids.
     let tt = &config.treat_times;
-    progress("timing curve", 0, config.band_samples + 3);
+    progress("timing curve", 0, config.band_samples + 4);
     let truth_ml =
         timing_curve(&anatomy, &truth, &patient.fate_params().to_vec(), tt, protocol.t_final)?;
     let mechanistic_ml = timing_curve(&anatomy, &plain, &theta, tt, protocol.t_final)?;
     let hybrid_ml =
         timing_curve(&anatomy, &run.hybrid.model, &run.hybrid.params, tt, protocol.t_final)?;
+    let series_ml =
+        timing_curve(&anatomy, &run.series.model, &run.series.params, tt, protocol.t_final)?;
     let mut samples: Vec<Vec<f64>> = Vec::new();
     for (k, th) in
         run.mechanistic.sample(config.band_samples, config.seed ^ 0x5eed).iter().enumerate()
     {
         samples.push(timing_curve(&anatomy, &plain, th, tt, protocol.t_final)?);
-        progress("timing curve", k + 1, config.band_samples + 3);
+        progress("timing curve", k + 1, config.band_samples + 4);
     }
     let (mut lower_ml, mut upper_ml) = (vec![], vec![]);
     for i in 0..tt.len() {
@@ -227,14 +232,20 @@ pub fn run(
         crate::anatomy::ADULT_BRAIN_ML / anatomy.tissue_ml()
     };
     let expected_mrs = mechanistic_ml.iter().map(|v| outcome(v * scale).expected).collect();
-    progress("timing curve", config.band_samples + 3, config.band_samples + 3);
+    progress("timing curve", config.band_samples + 4, config.band_samples + 4);
 
     let preds = [
         final_dead(&plain, &theta, n, patient.t_treat, protocol.t_final)?,
         final_dead(&run.neural.model, &run.neural.params, n, patient.t_treat, protocol.t_final)?,
         final_dead(&run.hybrid.model, &run.hybrid.params, n, patient.t_treat, protocol.t_final)?,
+        final_dead(&run.series.model, &run.series.params, n, patient.t_treat, protocol.t_final)?,
     ];
-    let histories = [Vec::new(), run.neural.history.clone(), run.hybrid.history.clone()];
+    let histories = [
+        Vec::new(),
+        run.neural.history.clone(),
+        run.hybrid.history.clone(),
+        run.series.history.clone(),
+    ];
     let models = MODEL_NAMES
         .iter()
         .zip(&run.scores)
@@ -269,6 +280,7 @@ pub fn run(
             lower_ml,
             upper_ml,
             hybrid_ml,
+            series_ml,
             expected_mrs,
         },
         patient,

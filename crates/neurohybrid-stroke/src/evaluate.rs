@@ -1,5 +1,6 @@
-//! The benchmark protocol for one patient: fit mechanistic, neural and hybrid models on the
-//! early imaging, predict the final infarct, score against the held-out truth.
+//! The benchmark protocol for one patient: fit the mechanistic, neural, parallel-hybrid and
+//! series-hybrid models on the early imaging, predict the final infarct, score against the
+//! held-out truth.
 
 use std::time::Instant;
 
@@ -9,8 +10,8 @@ use crate::anatomy::{OccludedPerfusion, StrokeAnatomy};
 use crate::error::Result;
 use crate::fate::{FateConstants, FateParams};
 use crate::fit::{
-    Estimate, HybridModel, MechanisticFit, NeuralModel, TrainConfig, Trained, fit_hybrid,
-    fit_mechanistic, fit_neural,
+    Estimate, HybridModel, MechanisticFit, NeuralModel, SeriesModel, TrainConfig, Trained,
+    fit_hybrid, fit_mechanistic, fit_neural, fit_series,
 };
 use crate::outcome::{dice, equivalent_ml, final_dead, rmse};
 use crate::patient::{MechanisticModel, Observation, Patient, Protocol, lesion_mask, observe};
@@ -35,7 +36,7 @@ pub struct ModelScore {
     pub fit_s: f64,
 }
 
-/// The three fits and their scores for one patient.
+/// The four fits and their scores for one patient.
 #[derive(Debug)]
 pub struct PatientRun {
     /// The patient.
@@ -50,14 +51,23 @@ pub struct PatientRun {
     pub neural: Trained<NeuralModel>,
     /// Parallel hybrid.
     pub hybrid: Trained<HybridModel>,
-    /// Scores: mechanistic, neural, hybrid.
-    pub scores: [ModelScore; 3],
+    /// Series hybrid (network → collateral trajectory).
+    pub series: Trained<SeriesModel>,
+    /// Scores in [`MODEL_NAMES`] order: mechanistic, neural, hybrid, series.
+    pub scores: [ModelScore; 4],
     /// Parameter estimates with intervals (truth attached).
     pub estimates: Vec<Estimate>,
 }
 
 /// Model names in score order.
-pub const MODEL_NAMES: [&str; 3] = ["mechanistic", "neural", "hybrid"];
+pub const MODEL_NAMES: [&str; 4] = ["mechanistic", "neural", "hybrid", "series"];
+
+impl PatientRun {
+    /// Whether model `m` has a lower held-out RMSE than the mechanistic and neural baselines.
+    pub fn beats_baselines(&self, m: usize) -> bool {
+        self.scores[m].heldout_rmse < self.scores[0].heldout_rmse.min(self.scores[1].heldout_rmse)
+    }
+}
 
 fn score<M: Phased>(
     anatomy: &StrokeAnatomy,
@@ -108,11 +118,15 @@ pub fn run_patient(
     let t2 = Instant::now();
     let hybrid = fit_hybrid(&perf, &obs, protocol, constants, &mech.params(), train)?;
     let hybrid_s = t2.elapsed().as_secs_f64() + mech_s;
+    let t3 = Instant::now();
+    let series = fit_series(&perf, &obs, constants, &mech.params(), protocol, train)?;
+    let series_s = t3.elapsed().as_secs_f64() + mech_s;
     let plain = MechanisticModel::new(&perf, constants, 0.0)?;
     let scores = [
         score(anatomy, &plain, &mech.calibration.theta, patient, &obs, protocol, mech_s)?,
         score(anatomy, &neural.model, &neural.params, patient, &obs, protocol, neural_s)?,
         score(anatomy, &hybrid.model, &hybrid.params, patient, &obs, protocol, hybrid_s)?,
+        score(anatomy, &series.model, &series.params, patient, &obs, protocol, series_s)?,
     ];
     let c_adm = patient.collateral * (-patient.collateral_decay * protocol.t_admission).exp();
     let truth = [patient.k_inj, patient.k_death, c_adm];
@@ -124,6 +138,7 @@ pub fn run_patient(
         mechanistic: mech,
         neural,
         hybrid,
+        series,
         scores,
         estimates,
     })

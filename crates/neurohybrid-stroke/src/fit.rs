@@ -11,20 +11,30 @@
 //! - **Neural**: a pointwise network `d[I, D]/dt = g(I, D, CBF/60, t/10; w)` (a neural ODE
 //!   conditioned on the perfusion map; `NetworkRhs::pointwise` with the perfusion as a
 //!   feature and the time input), trained on the masks with no mechanistic structure.
-//! - **Hybrid (parallel)**: the calibrated mechanistic model plus the same network as a
-//!   residual on the fate rates, `Parallel::new(mech, net)`; the mechanistic block is frozen at
-//!   its calibrated value and only the network is trained (a staged fit: the mechanism explains
-//!   what it can, the network learns what is missing).
+//! - **Hybrid (parallel)**: the calibrated mechanistic model plus a network residual on the
+//!   fate rates, `Parallel::new(mech, Gated(net))`: gated by the alive / injured state, the
+//!   relative perfusion deficit and the time since admission ([`Gated`]), started at a zero
+//!   output layer (so it *is* the calibrated model before training) and trained with an L2
+//!   penalty towards that start; the mechanistic block is frozen at its calibrated value (a
+//!   staged fit: the mechanism explains what it can, the network learns what is missing).
+//! - **Hybrid (series)**: `Series::new(map, features, CollateralField)` — a pointwise network
+//!   from imaging features (admission CBF, healthy CBF as the tissue type, the territory's
+//!   relative perfusion deficit) to every voxel's collateral strength and its decay rate
+//!   ([`crate::collateral`]); zero output layer = the calibrated plain model.
+//!
+//! Why the parallel hybrid is built this way (the first version lost to the plain model on
+//! 10/10 patients): `docs/decisions/0023-stroke-hybrids.md`.
 //!
 //! Networks are trained with Adam on the mean squared misfit of the dead fraction to the
 //! masks, gradients by the discrete adjoint through the Tsit5 steps
 //! (`neurohybrid_solve::sensitivity`).
 
 use neurohybrid_hybrid::{
-    Calibration, Calibrator, NetworkRhs, OdeResiduals, Parallel, ResidualModel, Transform,
+    Calibration, Calibrator, NetworkRhs, OdeResiduals, Parallel, ResidualModel, Series, TapeMap,
+    Transform,
 };
 use neurohybrid_nn::optim::{Adam, Optimizer};
-use neurohybrid_nn::{Activation, Init, Layer, Mlp, initialize};
+use neurohybrid_nn::{Activation, Init, Layer, Mlp, Pointwise, initialize};
 use neurohybrid_solve::sensitivity::{DiscreteAdjoint, SquaredMisfit, gradient};
 use neurohybrid_solve::{Problem, SaveAt};
 use neurohybrid_solve_explicit::Tsit5;
@@ -32,8 +42,9 @@ use neurohybrid_system::{OdeSystem, Vjp};
 use serde::{Deserialize, Serialize};
 
 use crate::anatomy::OccludedPerfusion;
+use crate::collateral::CollateralField;
 use crate::error::{Result, StrokeError};
-use crate::fate::{FATE_PARAM_NAMES, FateConstants, FateParams, FateSystem, Phase};
+use crate::fate::{FATE_PARAM_NAMES, FateConstants, FateParams, FateSystem, N_FATE_PARAMS, Phase};
 use crate::patient::{MechanisticModel, Observation, Protocol};
 use crate::sim::{Phased, controller};
 
@@ -224,8 +235,14 @@ pub struct TrainConfig {
     /// Initialization seed.
     pub seed: u64,
     /// Whether the hybrid's residual network also sees the time since onset (the neural-only
-    /// model always does: it has no other clock).
+    /// model always does: it has no other clock). The parallel residual is multiplied by the
+    /// time since admission whatever this says (see [`Gated`]).
     pub hybrid_time_input: bool,
+    /// Weight of the L2 penalty `(l2/2) |w|²` on the hybrids' network weights (both start at
+    /// `w_last = 0`, the calibrated plain model; the penalty pulls them back towards it).
+    pub l2: f64,
+    /// Decay rate (1/h) that one unit of the series network's second output means.
+    pub series_decay_scale: f64,
 }
 
 impl Default for TrainConfig {
@@ -236,6 +253,8 @@ impl Default for TrainConfig {
             learning_rate: 2e-2,
             seed: 7,
             hybrid_time_input: false,
+            l2: 1e-3,
+            series_decay_scale: 0.1,
         }
     }
 }
@@ -262,37 +281,61 @@ pub type NeuralModel = NetModel<NetworkRhs>;
 /// The parallel hybrid: mechanistic fate + gated network residual.
 pub type HybridModel = NetModel<Parallel<FateSystem, Gated>>;
 
-/// The network residual on the fate *rates*, switched on only where tissue is hypoperfused:
-/// with the network's two outputs `(g₁, g₂)` per voxel,
+/// The network residual on the fate *rates*, switched on only where and while the occlusion
+/// starves tissue: with the network's two outputs `(g₁, g₂)` per voxel,
 ///
 /// ```text
-/// r_I = a g₁ − b g₂,   r_D = b g₂,   a = h (1 − I − D),   b = h I
+/// r_I = a g₁ − b g₂,   r_D = b g₂,   a = κ_j(t) (1 − I − D),   b = κ_j(t) I,
+/// κ_j(t) = s_j (t − t_adm) / τ,   s_j = clamp(1 − CBF_j / P_n,j, 0, 1)
 /// ```
 ///
 /// — an extra injury rate `g₁` acting on alive tissue and an extra death rate `g₂` acting on
-/// injured tissue, both multiplied by the phase's penumbra indicator
-/// `h_j = σ((θ_I − CBF_j)/w_I)`. This is the mechanistic knowledge the residual keeps: tissue
-/// is conserved (`r_I + r_D` moves only alive or injured tissue), and reperfusion stops
-/// progression (after reperfusion `h ≈ 0`, whatever the network would extrapolate). Exact
-/// VJP/JVP by the product rule around the network's.
+/// injured tissue. What the residual keeps of the mechanism:
+/// - tissue is conserved (`r_I + r_D` moves only alive or injured tissue);
+/// - it acts only in proportion to the relative perfusion deficit `s_j` of the phase
+///   (healthy tissue, `CBF = P_n`, gets none; after reperfusion `s ≡ 0`, so reperfusion
+///   stops it exactly, whatever the network would extrapolate);
+/// - it vanishes at the admission time `t_adm`, where the calibrated model's perfusion
+///   matches the measured map: whatever the plain model misses about perfusion has to build
+///   up (or, before admission, down) from there, so the residual is scaled by the time since
+///   admission (`τ = 10 h`). This is what lets a residual trained on `t ≤ 3 h` extrapolate to
+///   the treatment time: the network learns a rate *per hour since admission*, not a function
+///   of absolute time that a tanh network would extrapolate arbitrarily.
+///
+/// The gate is wider than the penumbra indicator `h` of the fate model, which is ≈ 0 above
+/// `CBF ≈ 25`: tissue that the plain model holds at 25–30 ml/100 g/min but whose collaterals
+/// fail must be reachable by the residual. Exact VJP/JVP by the product rule around the
+/// network's.
 #[derive(Debug, Clone)]
 pub struct Gated {
     net: NetworkRhs,
-    /// `h` per voxel.
+    /// `s_j` per voxel.
     gate: Vec<f64>,
+    /// `t_adm`.
+    t_ref: f64,
     /// Network outputs and their cotangents (scratch, `n_states` each).
     scratch: std::cell::RefCell<(Vec<f64>, Vec<f64>)>,
 }
 
+/// Time scale `τ` (h) of [`Gated`]'s factor `(t − t_adm)/τ`.
+pub const GATE_TIME_SCALE: f64 = 10.0;
+
 impl Gated {
-    /// Gates `net` with the penumbra indicator of perfusion `cbf`.
-    pub fn new(net: NetworkRhs, cbf: &[f64], constants: &FateConstants) -> Self {
+    /// Gates `net` with the relative deficit of perfusion `cbf` against the healthy
+    /// `p_normal`, and the time since `t_ref` (the admission).
+    pub fn new(net: NetworkRhs, cbf: &[f64], p_normal: &[f64], t_ref: f64) -> Self {
         let gate: Vec<f64> = cbf
             .iter()
-            .map(|c| 1.0 / (1.0 + ((c - constants.cbf_injury) / constants.width_injury).exp()))
+            .zip(p_normal)
+            .map(|(c, pn)| if *pn > 0.0 { (1.0 - c / pn).clamp(0.0, 1.0) } else { 0.0 })
             .collect();
         let m = 2 * gate.len();
-        Gated { net, gate, scratch: std::cell::RefCell::new((vec![0.0; m], vec![0.0; m])) }
+        Gated { net, gate, t_ref, scratch: std::cell::RefCell::new((vec![0.0; m], vec![0.0; m])) }
+    }
+
+    /// The time factor `(t − t_adm)/τ` of the gate `κ_j(t)`.
+    fn kappa(&self, t: f64) -> f64 {
+        (t - self.t_ref) / GATE_TIME_SCALE
     }
 }
 
@@ -312,7 +355,9 @@ impl OdeSystem for Gated {
     fn rhs(&self, t: f64, y: &[f64], p: &[f64], dy: &mut [f64]) {
         self.net.rhs(t, y, p, dy);
         let n = self.gate.len();
-        for (j, &h) in self.gate.iter().enumerate() {
+        let tau = self.kappa(t);
+        for (j, &s) in self.gate.iter().enumerate() {
+            let h = tau * s;
             let (i, d) = (y[j], y[n + j]);
             let (a, b) = (h * (1.0 - i - d), h * i);
             let (g1, g2) = (dy[j], dy[n + j]);
@@ -328,7 +373,9 @@ impl Vjp for Gated {
         let (g, c) = &mut *guard;
         self.net.rhs(t, y, p, g);
         let n = self.gate.len();
-        for (j, &h) in self.gate.iter().enumerate() {
+        let tau = self.kappa(t);
+        for (j, &s) in self.gate.iter().enumerate() {
+            let h = tau * s;
             let (i, d) = (y[j], y[n + j]);
             let (a, b) = (h * (1.0 - i - d), h * i);
             c[j] = a * w[j];
@@ -338,7 +385,8 @@ impl Vjp for Gated {
         if w_y.is_empty() {
             return;
         }
-        for (j, &h) in self.gate.iter().enumerate() {
+        for (j, &s) in self.gate.iter().enumerate() {
+            let h = tau * s;
             let (g1, g2) = (g[j], g[n + j]);
             let (wi, wd) = (w[j], w[n + j]);
             // ∂a/∂I = ∂a/∂D = −h, ∂b/∂I = h.
@@ -355,7 +403,9 @@ impl neurohybrid_system::Jvp for Gated {
         self.net.rhs(t, y, p, g);
         self.net.jvp(t, y, p, v_y, v_p, out);
         let n = self.gate.len();
-        for (j, &h) in self.gate.iter().enumerate() {
+        let tau = self.kappa(t);
+        for (j, &s) in self.gate.iter().enumerate() {
+            let h = tau * s;
             let (i, d) = (y[j], y[n + j]);
             let (a, b) = (h * (1.0 - i - d), h * i);
             let (vi, vd) = if v_y.is_empty() { (0.0, 0.0) } else { (v_y[j], v_y[n + j]) };
@@ -402,16 +452,23 @@ fn restrict_perfusion(perf: &OccludedPerfusion, idx: &[usize]) -> OccludedPerfus
     }
 }
 
-/// The pointwise network and its initial weights (last layer scaled down so the initial
-/// residual is small and the hybrid starts at its mechanistic fit).
-fn network(cfg: &TrainConfig, time: bool) -> Result<(Mlp, Vec<f64>)> {
-    let mlp = Mlp::new(&[3 + time as usize, cfg.hidden, cfg.hidden, 2], Activation::Tanh)?;
+/// A `[inputs, hidden, hidden, 2]` tanh MLP and its initial weights: Glorot, with the last
+/// layer scaled by `last` (0 for the hybrids: a zero output layer makes the network output
+/// exactly 0, so a hybrid starts *at* the calibrated plain model, and the hidden layers still
+/// receive gradient through the output weights).
+fn mlp_init(cfg: &TrainConfig, inputs: usize, last: f64) -> Result<(Mlp, Vec<f64>)> {
+    let mlp = Mlp::new(&[inputs, cfg.hidden, cfg.hidden, 2], Activation::Tanh)?;
     let mut w = initialize(&mlp, Init::GlorotUniform, cfg.seed);
     let blocks = mlp.param_blocks();
     for b in &blocks[blocks.len().saturating_sub(2)..] {
-        w[b.range()].iter_mut().for_each(|x| *x *= 0.05);
+        w[b.range()].iter_mut().for_each(|x| *x *= last);
     }
     Ok((mlp, w))
+}
+
+/// The pointwise rate network on `(I, D, CBF/60[, t])`; `last` as in [`mlp_init`].
+fn network(cfg: &TrainConfig, time: bool, last: f64) -> Result<(Mlp, Vec<f64>)> {
+    mlp_init(cfg, 3 + time as usize, last)
 }
 
 fn net_rhs(mlp: &Mlp, cbf: &[f64]) -> Result<NetworkRhs> {
@@ -420,12 +477,15 @@ fn net_rhs(mlp: &Mlp, cbf: &[f64]) -> Result<NetworkRhs> {
     Ok(if mlp.inputs() == 4 { net.with_time_input()? } else { net })
 }
 
-/// Adam on the mean squared misfit of the dead fraction at the scan times; only the
-/// parameters from `trainable` on are updated.
+/// Adam on the mean squared misfit of the dead fraction at the scan times, plus
+/// `(l2/2) |p[trainable]|²`; only the parameters in `trainable` are updated. `history` gets
+/// the misfit (without the penalty) per iteration.
+#[allow(clippy::too_many_arguments)]
 fn train<S: Vjp + Clone>(
     system: &S,
     params: &mut [f64],
-    trainable: usize,
+    trainable: std::ops::Range<usize>,
+    l2: f64,
     obs: &Observation,
     protocol: &Protocol,
     cfg: &TrainConfig,
@@ -447,20 +507,24 @@ fn train<S: Vjp + Clone>(
     // gradient of the discrete map whatever the tolerance, and the fit error is far larger.
     let ctrl = neurohybrid_solve::PiController::new(1e-4, 1e-6).with_max_steps(100_000);
     let adam = Adam::new(cfg.learning_rate);
-    let mut state = adam.init(params.len() - trainable)?;
-    let mut grad_w = vec![0.0; params.len() - trainable];
+    let mut state = adam.init(trainable.len())?;
+    let mut grad_w = vec![0.0; trainable.len()];
     for _ in 0..cfg.iterations {
         let problem =
             Problem::new(system.clone(), vec![0.0; 2 * n], params.to_vec(), (0.0, t_last));
         let g = gradient(&problem, &Tsit5, &ctrl, &save, &loss, &DiscreteAdjoint::default())?;
         history.push(g.value);
-        grad_w.copy_from_slice(&g.dl_dp[trainable..]);
+        for ((gw, dl), w) in
+            grad_w.iter_mut().zip(&g.dl_dp[trainable.clone()]).zip(&params[trainable.clone()])
+        {
+            *gw = dl + l2 * w;
+        }
         if grad_w.iter().any(|x| !x.is_finite()) {
             return Err(StrokeError::IntegrationFailed {
                 status: "non-finite training gradient".into(),
             });
         }
-        adam.step(&mut state, &mut params[trainable..], &grad_w)?;
+        adam.step(&mut state, &mut params[trainable.clone()], &grad_w)?;
     }
     Ok(())
 }
@@ -487,18 +551,62 @@ pub fn fit_neural(
     protocol: &Protocol,
     cfg: &TrainConfig,
 ) -> Result<Trained<NeuralModel>> {
-    let (mlp, mut w) = network(cfg, true)?;
+    let (mlp, mut w) = network(cfg, true, 0.05)?;
     let idx = training_voxels(perf, obs);
     let sub = restrict(obs, &idx);
     let mut history = Vec::new();
-    train(&net_rhs(&mlp, &sub.cbf_admission)?, &mut w, 0, &sub, protocol, cfg, &mut history)?;
+    let sys = net_rhs(&mlp, &sub.cbf_admission)?;
+    let all = 0..w.len();
+    train(&sys, &mut w, all, 0.0, &sub, protocol, cfg, &mut history)?;
     // The network is pointwise: the weights trained on the subset apply to every voxel.
     let occluded = net_rhs(&mlp, &obs.cbf_admission)?;
     let reperfused = net_rhs(&mlp, &perf.p_normal)?;
     Ok(Trained { model: NetModel { occluded, reperfused }, params: w, history })
 }
 
-/// Trains the parallel hybrid on top of a mechanistic fit (mechanistic block frozen).
+/// Builds the parallel hybrid on `perf` around the calibrated `mech` (for any network
+/// weights: the network is pointwise).
+fn hybrid_model(
+    perf: &OccludedPerfusion,
+    constants: FateConstants,
+    mech: &FateParams,
+    mlp: &Mlp,
+    t_adm: f64,
+) -> Result<HybridModel> {
+    let base = MechanisticModel::new(perf, constants, 0.0)?;
+    let cbf_occ = base.occluded().cbf_map(0.0, mech.collateral);
+    let occ_net = Gated::new(net_rhs(mlp, &cbf_occ)?, &cbf_occ, &perf.p_normal, t_adm);
+    // After reperfusion CBF = P_n: the gate is identically zero.
+    let rep_net = Gated::new(net_rhs(mlp, &perf.p_normal)?, &perf.p_normal, &perf.p_normal, t_adm);
+    Ok(NetModel {
+        occluded: Parallel::new(base.occluded().clone(), occ_net)?,
+        reperfused: Parallel::new(base.reperfused().clone(), rep_net)?,
+    })
+}
+
+/// The parallel hybrid at its starting point: the calibrated mechanistic model plus a
+/// zero-output-layer residual network (it equals the plain model exactly). Returns the model
+/// and its parameters `[k_inj, k_death, c | w]`.
+///
+/// # Errors
+/// From the network construction.
+pub fn initial_hybrid(
+    perf: &OccludedPerfusion,
+    protocol: &Protocol,
+    constants: FateConstants,
+    mech: &FateParams,
+    cfg: &TrainConfig,
+) -> Result<(HybridModel, Vec<f64>)> {
+    let (mlp, w) = network(cfg, cfg.hybrid_time_input, 0.0)?;
+    let model = hybrid_model(perf, constants, mech, &mlp, protocol.t_admission)?;
+    let mut params = mech.to_vec();
+    params.extend(w);
+    Ok((model, params))
+}
+
+/// Trains the parallel hybrid on top of a mechanistic fit: the mechanistic block is frozen
+/// at its calibration and the residual network ([`Gated`], zero output layer at the start)
+/// is trained with an L2 penalty towards zero (a staged fit).
 ///
 /// # Errors
 /// From the network, the solves or the optimizer.
@@ -510,24 +618,121 @@ pub fn fit_hybrid(
     mech: &FateParams,
     cfg: &TrainConfig,
 ) -> Result<Trained<HybridModel>> {
-    let (mlp, w) = network(cfg, cfg.hybrid_time_input)?;
-    let build = |perf: &OccludedPerfusion| -> Result<HybridModel> {
-        let base = MechanisticModel::new(perf, constants, 0.0)?;
-        let cbf_occ = base.occluded().cbf_map(0.0, mech.collateral);
-        let occ_net = Gated::new(net_rhs(&mlp, &cbf_occ)?, &cbf_occ, &constants);
-        let rep_net = Gated::new(net_rhs(&mlp, &perf.p_normal)?, &perf.p_normal, &constants);
-        Ok(NetModel {
-            occluded: Parallel::new(base.occluded().clone(), occ_net)?,
-            reperfused: Parallel::new(base.reperfused().clone(), rep_net)?,
-        })
-    };
+    let (mlp, _) = network(cfg, cfg.hybrid_time_input, 0.0)?;
+    let (_, mut params) = initial_hybrid(perf, protocol, constants, mech, cfg)?;
     let idx = training_voxels(perf, obs);
-    let sub = build(&restrict_perfusion(perf, &idx))?;
-    let mut params = mech.to_vec();
-    params.extend(w);
+    let sub =
+        hybrid_model(&restrict_perfusion(perf, &idx), constants, mech, &mlp, protocol.t_admission)?;
     let mut history = Vec::new();
-    train(sub.occluded(), &mut params, 3, &restrict(obs, &idx), protocol, cfg, &mut history)?;
-    Ok(Trained { model: build(perf)?, params, history })
+    let range = N_FATE_PARAMS..params.len();
+    train(
+        sub.occluded(),
+        &mut params,
+        range,
+        cfg.l2,
+        &restrict(obs, &idx),
+        protocol,
+        cfg,
+        &mut history,
+    )?;
+    let model = hybrid_model(perf, constants, mech, &mlp, protocol.t_admission)?;
+    Ok(Trained { model, params, history })
+}
+
+/// The series system: a pointwise network on imaging features whose outputs are the
+/// per-voxel collateral trajectory of a [`CollateralField`].
+pub type SeriesSystem = Series<TapeMap, CollateralField>;
+/// The series hybrid in both phases.
+pub type SeriesModel = NetModel<SeriesSystem>;
+
+/// Imaging features of the series network per voxel (row-major `[n, 3]`): the admission
+/// perfusion `CBF/60` (local CBF), the healthy perfusion `P_n/60` (tissue type: gray matter
+/// is perfused ~2.5× white matter) and the relative perfusion deficit `1 − CBF/P_n` of the
+/// territory.
+pub fn series_features(perf: &OccludedPerfusion, obs: &Observation) -> Vec<f64> {
+    obs.cbf_admission
+        .iter()
+        .zip(&perf.p_normal)
+        .flat_map(|(&c, &pn)| {
+            let deficit = if pn > 0.0 { (1.0 - c / pn).clamp(0.0, 1.0) } else { 0.0 };
+            [c / 60.0, pn / 60.0, deficit]
+        })
+        .collect()
+}
+
+/// Number of series features per voxel.
+pub const N_SERIES_FEATURES: usize = 3;
+
+fn series_model(
+    perf: &OccludedPerfusion,
+    obs: &Observation,
+    constants: FateConstants,
+    mech: &FateParams,
+    mlp: &Mlp,
+    cfg: &TrainConfig,
+) -> Result<SeriesModel> {
+    let n = perf.p_normal.len();
+    let map = TapeMap::new(&Pointwise::new(mlp.clone()), &[n, N_SERIES_FEATURES])?;
+    let feat = series_features(perf, obs);
+    let field = |reperfused| {
+        CollateralField::new(
+            &perf.p_normal,
+            &perf.p_zero,
+            constants,
+            mech.collateral,
+            cfg.series_decay_scale,
+            reperfused,
+        )
+    };
+    Ok(NetModel {
+        occluded: Series::new(map.clone(), feat.clone(), field(false)?)?,
+        reperfused: Series::new(map, feat, field(true)?)?,
+    })
+}
+
+/// The series hybrid at its starting point (zero output layer: the calibrated plain model
+/// exactly) and its parameters `[w | k_inj, k_death]`.
+///
+/// # Errors
+/// From the network construction.
+pub fn initial_series(
+    perf: &OccludedPerfusion,
+    obs: &Observation,
+    constants: FateConstants,
+    mech: &FateParams,
+    cfg: &TrainConfig,
+) -> Result<(SeriesModel, Vec<f64>)> {
+    let (mlp, mut params) = mlp_init(cfg, N_SERIES_FEATURES, 0.0)?;
+    let model = series_model(perf, obs, constants, mech, &mlp, cfg)?;
+    params.extend([mech.k_inj, mech.k_death]);
+    Ok((model, params))
+}
+
+/// Trains the series hybrid: a pointwise network maps the imaging features
+/// ([`series_features`]) to each voxel's collateral strength and its decay
+/// ([`CollateralField`]); it starts at the calibrated plain model (zero output layer) and
+/// only the network is trained (rates frozen at their calibration), with the L2 penalty.
+///
+/// # Errors
+/// From the network, the solves or the optimizer.
+pub fn fit_series(
+    perf: &OccludedPerfusion,
+    obs: &Observation,
+    constants: FateConstants,
+    mech: &FateParams,
+    protocol: &Protocol,
+    cfg: &TrainConfig,
+) -> Result<Trained<SeriesModel>> {
+    let (mlp, _) = mlp_init(cfg, N_SERIES_FEATURES, 0.0)?;
+    let (_, mut params) = initial_series(perf, obs, constants, mech, cfg)?;
+    let idx = training_voxels(perf, obs);
+    let (sp, so) = (restrict_perfusion(perf, &idx), restrict(obs, &idx));
+    let sub = series_model(&sp, &so, constants, mech, &mlp, cfg)?;
+    let mut history = Vec::new();
+    let range = 0..mlp.n_params();
+    train(sub.occluded(), &mut params, range, cfg.l2, &so, protocol, cfg, &mut history)?;
+    let model = series_model(perf, obs, constants, mech, &mlp, cfg)?;
+    Ok(Trained { model, params, history })
 }
 
 #[cfg(test)]
@@ -538,10 +743,10 @@ mod tests {
     #[test]
     fn gated_residual_derivatives_match_finite_differences() {
         let cfg = TrainConfig { hidden: 5, ..TrainConfig::default() };
-        let (mlp, mut w) = network(&cfg, true).unwrap();
+        let (mlp, mut w) = network(&cfg, true, 0.0).unwrap();
         w.iter_mut().enumerate().for_each(|(k, x)| *x += 0.1 * ((k as f64) * 0.7).sin());
         let cbf = [5.0, 15.0, 40.0];
-        let g = Gated::new(net_rhs(&mlp, &cbf).unwrap(), &cbf, &FateConstants::default());
+        let g = Gated::new(net_rhs(&mlp, &cbf).unwrap(), &cbf, &[60.0, 50.0, 45.0], 1.0);
         let y = [0.2, 0.3, 0.1, 0.1, 0.4, 0.0];
         let (t, v_y) = (1.3, [0.3, -0.5, 0.2, 0.4, -0.1, 0.6]);
         let v_p: Vec<f64> = (0..w.len()).map(|k| ((k as f64) * 1.3).cos()).collect();
@@ -567,5 +772,137 @@ mod tests {
         let rhs: f64 = w_y.iter().zip(&v_y).map(|(a, b)| a * b).sum::<f64>()
             + w_p.iter().zip(&v_p).map(|(a, b)| a * b).sum::<f64>();
         assert!((lhs - rhs).abs() < 1e-12 * (1.0 + lhs.abs()), "{lhs} vs {rhs}");
+    }
+}
+
+#[cfg(test)]
+mod composition_tests {
+    use super::*;
+    use crate::perfusion::Territory;
+    use crate::sim::simulate;
+    use neurohybrid_system::Jvp;
+
+    fn toy() -> (OccludedPerfusion, Observation, FateParams, Protocol) {
+        let perf = OccludedPerfusion {
+            territory: Territory::LeftMca,
+            p_normal: vec![30.0, 55.0, 30.0, 24.0, 50.0, 45.0],
+            p_zero: vec![0.0, 8.0, 5.0, 20.0, 49.0, 10.0],
+            weight: vec![1.0, 0.8, 0.9, 0.2, 0.0, 0.6],
+        };
+        let mech = FateParams { k_inj: 1.8, k_death: 1.2, collateral: 0.3 };
+        let cbf: Vec<f64> =
+            perf.p_zero.iter().zip(&perf.p_normal).map(|(z, n)| z + 0.3 * (n - z)).collect();
+        let obs = Observation {
+            cbf_admission: cbf,
+            masks: vec![vec![1.0, 0.0, 1.0, 0.0, 0.0, 0.0]; 2],
+            dead_scans: vec![vec![0.0; 6]; 2],
+            dead_final: vec![0.0; 6],
+            mask_final: vec![0.0; 6],
+        };
+        (perf, obs, mech, Protocol::default())
+    }
+
+    /// Central-difference check of `J v` and the adjoint identity `⟨w, J v⟩ = ⟨Jᵀw, v⟩` of a
+    /// composition's right-hand side at `(t, y, p)`.
+    fn check_rhs_derivatives<S: Vjp + Jvp>(s: &S, t: f64, y: &[f64], p: &[f64]) {
+        let (m, np) = (y.len(), p.len());
+        let v_y: Vec<f64> = (0..m).map(|k| ((k as f64) * 0.9 + 0.3).sin()).collect();
+        let v_p: Vec<f64> = (0..np).map(|k| ((k as f64) * 1.3).cos()).collect();
+        let mut jv = vec![0.0; m];
+        s.jvp(t, y, p, &v_y, &v_p, &mut jv);
+        let eps = 1e-6;
+        let f = |sg: f64| {
+            let yy: Vec<f64> = y.iter().zip(&v_y).map(|(a, b)| a + sg * eps * b).collect();
+            let pp: Vec<f64> = p.iter().zip(&v_p).map(|(a, b)| a + sg * eps * b).collect();
+            let mut d = vec![0.0; m];
+            s.rhs(t, &yy, &pp, &mut d);
+            d
+        };
+        let (fp, fm) = (f(1.0), f(-1.0));
+        for k in 0..m {
+            let fd = (fp[k] - fm[k]) / (2.0 * eps);
+            assert!((fd - jv[k]).abs() < 1e-6 * (1.0 + fd.abs()), "{k}: {fd} vs {}", jv[k]);
+        }
+        let w: Vec<f64> = (0..m).map(|k| ((k as f64) * 0.37 + 1.0).cos()).collect();
+        let (mut w_y, mut w_p) = (vec![0.0; m], vec![0.0; np]);
+        s.vjp(t, y, p, &w, &mut w_y, &mut w_p);
+        let lhs: f64 = w.iter().zip(&jv).map(|(a, b)| a * b).sum();
+        let rhs: f64 = w_y.iter().zip(&v_y).map(|(a, b)| a * b).sum::<f64>()
+            + w_p.iter().zip(&v_p).map(|(a, b)| a * b).sum::<f64>();
+        assert!((lhs - rhs).abs() < 1e-10 * (1.0 + lhs.abs()), "{lhs} vs {rhs}");
+    }
+
+    fn perturbed(p: &mut [f64], from: usize, to: usize) {
+        for (k, x) in p[from..to].iter_mut().enumerate() {
+            *x += 0.3 * ((k as f64) * 0.7 + 0.2).sin();
+        }
+    }
+
+    #[test]
+    fn hybrids_at_zero_output_layer_are_the_plain_model_bit_for_bit() {
+        let (perf, obs, mech, protocol) = toy();
+        let k = FateConstants::default();
+        let cfg = TrainConfig { hidden: 5, ..TrainConfig::default() };
+        let plain = MechanisticModel::new(&perf, k, 0.0).unwrap();
+        let y0 = vec![0.0; 12];
+        let times = [1.5, 3.0, 4.0, 24.0];
+        let want = simulate(&plain, &mech.to_vec(), &y0, 3.5, &times).unwrap();
+        let (hyb, hp) = initial_hybrid(&perf, &protocol, k, &mech, &cfg).unwrap();
+        let (ser, sp) = initial_series(&perf, &obs, k, &mech, &cfg).unwrap();
+        let got_h = simulate(&hyb, &hp, &y0, 3.5, &times).unwrap();
+        let got_s = simulate(&ser, &sp, &y0, 3.5, &times).unwrap();
+        for (a, (b, c)) in
+            want.iter().flatten().zip(got_h.iter().flatten().zip(got_s.iter().flatten()))
+        {
+            assert_eq!(a.to_bits(), b.to_bits(), "parallel: {a} vs {b}");
+            assert_eq!(a.to_bits(), c.to_bits(), "series: {a} vs {c}");
+        }
+        assert!(want.last().unwrap()[6..].iter().any(|&d| d > 0.5), "the toy must infarct");
+    }
+
+    #[test]
+    fn composition_derivatives_match_finite_differences() {
+        let (perf, obs, mech, protocol) = toy();
+        let k = FateConstants::default();
+        let cfg = TrainConfig { hidden: 5, ..TrainConfig::default() };
+        let y = [0.2, 0.1, 0.3, 0.05, 0.0, 0.4, 0.1, 0.3, 0.05, 0.0, 0.0, 0.2];
+        // Parallel: [k_inj, k_death, c | w], every block away from its starting point.
+        let (hyb, mut hp) = initial_hybrid(&perf, &protocol, k, &mech, &cfg).unwrap();
+        let len = hp.len();
+        perturbed(&mut hp, N_FATE_PARAMS, len);
+        check_rhs_derivatives(hyb.occluded(), 2.2, &y, &hp);
+        check_rhs_derivatives(hyb.reperfused(), 5.0, &y, &hp);
+        // Series: [w | k_inj, k_death].
+        let (ser, mut sp) = initial_series(&perf, &obs, k, &mech, &cfg).unwrap();
+        let nw = sp.len() - 2;
+        perturbed(&mut sp, 0, nw);
+        check_rhs_derivatives(ser.occluded(), 2.2, &y, &sp);
+        check_rhs_derivatives(ser.reperfused(), 5.0, &y, &sp);
+    }
+
+    #[test]
+    fn series_loss_gradient_through_the_solver_matches_finite_differences() {
+        let (perf, obs, mech, _) = toy();
+        let k = FateConstants::default();
+        let cfg = TrainConfig { hidden: 4, ..TrainConfig::default() };
+        let (ser, mut sp) = initial_series(&perf, &obs, k, &mech, &cfg).unwrap();
+        let nw = sp.len() - 2;
+        perturbed(&mut sp, 0, nw);
+        let targets: Vec<f64> =
+            (0..24).map(|i| if i % 12 >= 6 { obs.masks[0][i % 6] } else { 0.0 }).collect();
+        let loss = SquaredMisfit::new(targets).observed((6..12).collect());
+        let save = SaveAt::Times(vec![1.5, 3.0]);
+        let ctrl = neurohybrid_solve::PiController::new(1e-10, 1e-12).with_max_steps(100_000);
+        let value = |p: &[f64]| {
+            let pr = Problem::new(ser.occluded().clone(), vec![0.0; 12], p.to_vec(), (0.0, 3.0));
+            gradient(&pr, &Tsit5, &ctrl, &save, &loss, &DiscreteAdjoint::default()).unwrap()
+        };
+        let g = value(&sp);
+        let v: Vec<f64> = (0..sp.len()).map(|k| ((k as f64) * 0.61).sin()).collect();
+        let eps = 1e-6;
+        let shift = |s: f64| sp.iter().zip(&v).map(|(a, b)| a + s * eps * b).collect::<Vec<_>>();
+        let fd = (value(&shift(1.0)).value - value(&shift(-1.0)).value) / (2.0 * eps);
+        let ad: f64 = g.dl_dp.iter().zip(&v).map(|(a, b)| a * b).sum();
+        assert!((fd - ad).abs() < 1e-5 * (1e-8 + ad.abs()), "{fd} vs {ad}");
     }
 }

@@ -13,12 +13,14 @@
 //!
 //! - [`sim`]: integration through the reperfusion switch; [`patient`]: synthetic patients
 //!   whose truth has failing collaterals, and their imaging; [`fit`]: the mechanistic
-//!   calibration with Laplace intervals, the neural-only model and the parallel hybrid;
+//!   calibration with Laplace intervals, the neural-only model, the parallel hybrid and the
+//!   series hybrid (on [`collateral`]'s per-voxel collateral trajectories);
 //!   [`outcome`]: volumes, Dice, timing curves and a modified-Rankin-like readout;
 //!   [`evaluate`] and [`demo`]: the benchmark protocol and the CLI demo's computation.
 //!
 //! Time is in hours from symptom onset, lengths in mm, perfusion in ml/100 g/min. Design
-//! decisions and measured numbers: `docs/decisions/0015-stroke.md`.
+//! decisions and measured numbers: `docs/decisions/0015-stroke.md`, the hybrids in
+//! `docs/decisions/0023-stroke-hybrids.md`.
 //!
 //! ```
 //! use neurohybrid_mesh::Phantom;
@@ -36,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod anatomy;
+pub mod collateral;
 pub mod darcy;
 pub mod demo;
 mod error;

@@ -38,30 +38,32 @@ fn estimate(e: &Estimate, unit: &str) -> Parameter {
     }
 }
 
-fn metrics(ctx: &Ctx, r: &DemoReport) -> Result<Metrics> {
-    let get = |name: &str| {
-        let m = r
-            .models
-            .iter()
-            .find(|m| m.name == name)
-            .ok_or_else(|| CliError::Metrics(format!("no `{name}` model")))?;
-        let s = &m.score;
-        let mut mm = ModelMetrics::new(s.heldout_rmse, Some(s.heldout_dice.clamp(0.0, 1.0)))
-            .extra("final_infarct_ml", s.final_ml)
-            .extra("true_final_infarct_ml", s.true_final_ml)
-            .extra("volume_error_ml", s.final_ml - s.true_final_ml)
-            .extra("training_dice", s.train_dice)
-            .extra("expected_mrs", m.outcome.expected)
-            .extra("p_independent", m.outcome.independent)
-            .extra("fit_seconds", s.fit_s);
-        if name != "neural" {
-            let units = ["1/h", "1/h", "1"];
-            for (e, u) in r.parameters.iter().zip(units) {
-                mm = mm.parameter(e.name.clone(), estimate(e, u));
-            }
+fn model_metrics(r: &DemoReport, name: &str) -> Result<ModelMetrics> {
+    let m = r
+        .models
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| CliError::Metrics(format!("no `{name}` model")))?;
+    let s = &m.score;
+    let mut mm = ModelMetrics::new(s.heldout_rmse, Some(s.heldout_dice.clamp(0.0, 1.0)))
+        .extra("final_infarct_ml", s.final_ml)
+        .extra("true_final_infarct_ml", s.true_final_ml)
+        .extra("volume_error_ml", s.final_ml - s.true_final_ml)
+        .extra("training_dice", s.train_dice)
+        .extra("expected_mrs", m.outcome.expected)
+        .extra("p_independent", m.outcome.independent)
+        .extra("fit_seconds", s.fit_s);
+    if name != "neural" {
+        let units = ["1/h", "1/h", "1"];
+        for (e, u) in r.parameters.iter().zip(units) {
+            mm = mm.parameter(e.name.clone(), estimate(e, u));
         }
-        Ok::<_, CliError>(mm)
-    };
+    }
+    Ok(mm)
+}
+
+fn metrics(ctx: &Ctx, r: &DemoReport) -> Result<Metrics> {
+    let get = |name: &str| model_metrics(r, name);
     let models =
         Models { mechanistic: get("mechanistic")?, neural: get("neural")?, hybrid: get("hybrid")? };
     let mut m = Metrics::new("stroke", ctx.seed, models, ctx.elapsed_s())
@@ -84,8 +86,13 @@ fn metrics(ctx: &Ctx, r: &DemoReport) -> Result<Metrics> {
                 "mechanistic_lower95_ml": r.timing.lower_ml,
                 "mechanistic_upper95_ml": r.timing.upper_ml,
                 "hybrid_ml": r.timing.hybrid_ml,
+                "series_ml": r.timing.series_ml,
                 "expected_mrs": r.timing.expected_mrs,
             }),
+        )
+        .extra(
+            "series",
+            serde_json::to_value(get("series")?).map_err(|e| CliError::Metrics(e.to_string()))?,
         )
         .extra("true_expected_mrs", r.outcome_truth.expected)
         .extra("tissue_voxels", r.n_voxels);
@@ -129,7 +136,7 @@ fn figures(out: &mut OutputDir, r: &DemoReport) -> Result<()> {
     // Final infarct: truth vs models.
     let (truth_f, _) = field(&r.truth_final)?;
     let mut fin =
-        Figure::new(4).title("Final infarct at follow-up: dead fraction, truth contour red");
+        Figure::new(5).title("Final infarct at follow-up: dead fraction, truth contour red");
     fin.push(heat("truth", &r.truth_final, 0.0, 1.0, Colormap::Viridis)?.contour(0.5, RED));
     for m in &r.models {
         fin.push(
@@ -168,6 +175,10 @@ fn figures(out: &mut OutputDir, r: &DemoReport) -> Result<()> {
     )
     .series(
         Series::new("hybrid", tc.treat_times.clone(), tc.hybrid_ml.clone())
+            .style(LineStyle::Dashed),
+    )
+    .series(
+        Series::new("series hybrid", tc.treat_times.clone(), tc.series_ml.clone())
             .style(LineStyle::Dashed),
     )
     .vline(r.patient.t_treat, "actual treatment");

@@ -2,10 +2,12 @@
 //! failing collaterals (`c(t) = c₀ e^{−λ_c t}`), which the plain mechanistic model lacks.
 //! Per patient: the mechanistic model is calibrated (collateral strength and injury rates,
 //! Laplace intervals) from the admission perfusion map and two early lesion masks; a
-//! neural-only pointwise neural ODE and the parallel hybrid (mechanistic + gated network
-//! residual) are trained on the same masks; all three predict the final infarct at 24 h after
-//! reperfusion at the patient's treatment time. One JSON line per (patient, model), then a
-//! summary line per model and one for the cohort.
+//! neural-only pointwise neural ODE, the parallel hybrid (mechanistic + gated network
+//! residual) and the series hybrid (a network from imaging features to each voxel's
+//! collateral trajectory) are trained on the same masks; all four predict the final infarct
+//! at 24 h after reperfusion at the patient's treatment time. One JSON line per (patient,
+//! model), then a summary line per model (mean held-out RMSE, and in how many patients the
+//! model beats both the mechanistic and the neural baseline) and one for the cohort.
 
 use neurohybrid_stroke::anatomy::StrokeAnatomy;
 use neurohybrid_stroke::evaluate::{MODEL_NAMES, PatientRun, run_patient};
@@ -63,7 +65,8 @@ pub fn protocol_cases(
                         .with_f64("final_ml", s.final_ml)
                         .with_f64("true_final_ml", s.true_final_ml)
                         .with_f64("train_dice", s.train_dice)
-                        .with_f64("fit_s", s.fit_s);
+                        .with_f64("fit_s", s.fit_s)
+                        .with_f64("mechanistic_heldout_rmse", run.scores[0].heldout_rmse);
                     if *name == "mechanistic" {
                         for e in &run.estimates {
                             let truth = e.truth.unwrap_or(f64::NAN);
@@ -99,8 +102,13 @@ pub fn protocol_cases(
         runs.iter().map(|r| f(&r.scores[m])).sum::<f64>() / k
     };
     for (m, name) in MODEL_NAMES.iter().enumerate() {
+        let wins = runs.iter().filter(|r| r.beats_baselines(m)).count();
+        let beats_mech =
+            runs.iter().filter(|r| r.scores[m].heldout_rmse < r.scores[0].heldout_rmse).count();
         cases.push(
             Case::new(suite, format!("{prefix}/summary/{name}"), true)
+                .with("beats_both_baselines", wins)
+                .with("beats_mechanistic", beats_mech)
                 .with_f64("mean_heldout_rmse", mean(m, &|s| s.heldout_rmse))
                 .with_f64("mean_heldout_dice", mean(m, &|s| s.heldout_dice))
                 .with_f64(
@@ -110,12 +118,8 @@ pub fn protocol_cases(
                 .with_f64("mean_fit_s", mean(m, &|s| s.fit_s)),
         );
     }
-    let hybrid_wins = runs
-        .iter()
-        .filter(|r| {
-            r.scores[2].heldout_rmse < r.scores[0].heldout_rmse.min(r.scores[1].heldout_rmse)
-        })
-        .count();
+    let hybrid_wins = runs.iter().filter(|r| r.beats_baselines(2)).count();
+    let series_wins = runs.iter().filter(|r| r.beats_baselines(3)).count();
     let covered = runs
         .iter()
         .filter(|r| {
@@ -132,6 +136,10 @@ pub fn protocol_cases(
         Case::new(suite, format!("{prefix}/summary"), passed)
             .with("patients", runs.len())
             .with_f64("hybrid_win_fraction", hybrid_wins as f64 / k)
+            .with_f64("series_win_fraction", series_wins as f64 / k)
+            .with_f64("hybrid_mean_heldout_rmse", mean(2, &|s| s.heldout_rmse))
+            .with_f64("series_mean_heldout_rmse", mean(3, &|s| s.heldout_rmse))
+            .with_f64("mechanistic_mean_heldout_rmse", mean(0, &|s| s.heldout_rmse))
             .with_f64("collateral_coverage", covered as f64 / k)
             .with_f64("mechanistic_mean_dice", mech_dice),
     );
