@@ -11,14 +11,15 @@
 //! - [`fate`]: alive → injured → dead per voxel, driven by the perfusion deficit, as an
 //!   `OdeSystem + Vjp + Jvp`; reperfusion switches the right-hand side at the treatment time.
 //!
-//! - [`sim`]: integration through the reperfusion switch; [`patient`]: synthetic patients
+//! - [`sim`]: integration through the reperfusion switch and the exact derivative w.r.t. the
+//!   treatment time ([`sim::treatment_time_gradient`]); [`patient`]: synthetic patients
 //!   whose truth has failing collaterals, and their imaging; [`fit`]: the mechanistic
 //!   calibration with Laplace intervals, the neural-only model and the parallel hybrid;
 //!   [`outcome`]: volumes, Dice, timing curves and a modified-Rankin-like readout;
 //!   [`evaluate`] and [`demo`]: the benchmark protocol and the CLI demo's computation.
 //!
 //! Time is in hours from symptom onset, lengths in mm, perfusion in ml/100 g/min. Design
-//! decisions and measured numbers: `docs/decisions/0015-stroke.md`.
+//! decisions and measured numbers: `docs/decisions/0015-stroke.md` and `0024-…`.
 //!
 //! ```
 //! use neurohybrid_mesh::Phantom;

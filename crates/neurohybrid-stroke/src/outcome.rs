@@ -126,8 +126,8 @@ impl OutcomeModel {
     /// Cumulative `P(mRS ≤ k)`, `k = 0…6`.
     pub fn cumulative(&self, infarct_ml: f64) -> [f64; 7] {
         let mut cum = [1.0; 7];
-        for k in 0..6 {
-            cum[k] = sigma(self.alpha[k] - self.slope * infarct_ml);
+        for (c, a) in cum.iter_mut().zip(&self.alpha) {
+            *c = sigma(a - self.slope * infarct_ml);
         }
         cum
     }
