@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 const USAGE: &str = "usage: cargo xtask <ci | layers | validate [--suite NAME|all] [--fast] | bench [AREA] | doc \
-                     | fetch-data [mni152|tvb68|nilearn|all]...>";
+                     | fetch-data [mni152|tvb68|stroke-outcome|nilearn|all]...>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -57,6 +57,16 @@ pub enum StrokeError {
         /// The missing file.
         path: String,
     },
+    /// A data file is there but cannot be used.
+    #[error("{path}: line {line}: {reason}")]
+    BadDataFile {
+        /// The file.
+        path: String,
+        /// 1-based line (0: the file as a whole).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// The anatomy has no brain tissue for the model to act on.
     #[error("no brain tissue in the mask ({what})")]
     NoTissue {

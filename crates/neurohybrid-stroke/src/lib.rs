@@ -11,7 +11,8 @@
 //! - [`fate`]: alive → injured → dead per voxel, driven by the perfusion deficit, as an
 //!   `OdeSystem + Vjp + Jvp`; reperfusion switches the right-hand side at the treatment time.
 //!
-//! - [`sim`]: integration through the reperfusion switch; [`patient`]: synthetic patients
+//! - [`sim`]: integration through the reperfusion switch and the exact derivative w.r.t. the
+//!   treatment time ([`sim::treatment_time_gradient`]); [`patient`]: synthetic patients
 //!   whose truth has failing collaterals, and their imaging; [`fit`]: the mechanistic
 //!   calibration with Laplace intervals, the neural-only model, the parallel hybrid and the
 //!   series hybrid (on [`collateral`]'s per-voxel collateral trajectories);
@@ -20,7 +21,8 @@
 //!
 //! Time is in hours from symptom onset, lengths in mm, perfusion in ml/100 g/min. Design
 //! decisions and measured numbers: `docs/decisions/0015-stroke.md`, the hybrids in
-//! `docs/decisions/0023-stroke-hybrids.md`.
+//! `docs/decisions/0023-stroke-hybrids.md`, the treatment-time derivative, the MNI152 data
+//! protocol and the outcome reference in `docs/decisions/0024-stroke-treatment-time-derivative-and-data.md`.
 //!
 //! ```
 //! use neurohybrid_mesh::Phantom;
