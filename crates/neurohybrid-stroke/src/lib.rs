@@ -22,7 +22,8 @@
 //! Time is in hours from symptom onset, lengths in mm, perfusion in ml/100 g/min. Design
 //! decisions and measured numbers: `docs/decisions/0015-stroke.md`, the hybrids in
 //! `docs/decisions/0023-stroke-hybrids.md`, the treatment-time derivative, the MNI152 data
-//! protocol and the outcome reference in `docs/decisions/0024-stroke-treatment-time-derivative-and-data.md`.
+//! protocol and the outcome reference in
+//! `docs/decisions/0024-stroke-treatment-time-derivative-and-data.md`.
 //!
 //! ```
 //! use neurohybrid_mesh::Phantom;
