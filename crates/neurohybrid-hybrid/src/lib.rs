@@ -165,6 +165,7 @@ mod map;
 mod network;
 mod neural_ode;
 mod sitl;
+mod sparse;
 mod train;
 
 pub use calibrate::{
@@ -178,6 +179,7 @@ pub use map::{DiffMap, TapeMap};
 pub use network::{NetworkRhs, Parameterized};
 pub use neural_ode::NeuralOde;
 pub use sitl::SolverInTheLoop;
+pub use sparse::{PolynomialLibrary, PolynomialRhs, SparseFit, Stlsq, aicc, pareto_front};
 pub use train::{
     Batch, CHECKPOINT_MAGIC, CheckpointConfig, CheckpointInfo, Control, Curriculum, EarlyStopping,
     Objective, OdeObjective, OptimizerState, Progress, Shooting, TrainOptimizer, TrainReport,
