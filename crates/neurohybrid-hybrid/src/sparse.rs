@@ -349,9 +349,8 @@ impl Prepared {
         for i in 0..m {
             a[i * m + i] += ridge * self.n as f64 + 1e-12 * dmax;
         }
-        cholesky_solve(&mut a, &mut b, m).map_err(|i| HybridError::NotIdentifiable {
-            parameter: support[i],
-        })?;
+        cholesky_solve(&mut a, &mut b, m)
+            .map_err(|i| HybridError::NotIdentifiable { parameter: support[i] })?;
         let mut xi = vec![0.0; t];
         for (&k, v) in support.iter().zip(&b) {
             xi[k] = v / scale(k);
@@ -369,7 +368,8 @@ impl Prepared {
                 break;
             }
             let xi = self.solve(&support, cfg.ridge, cfg.normalize)?;
-            let size = |k: usize| if cfg.normalize { xi[k].abs() * self.rms[k] } else { xi[k].abs() };
+            let size =
+                |k: usize| if cfg.normalize { xi[k].abs() * self.rms[k] } else { xi[k].abs() };
             let next: Vec<usize> = support.iter().copied().filter(|&k| size(k) >= cut).collect();
             if next == support {
                 break;
@@ -513,8 +513,11 @@ impl Jvp for PolynomialRhs {
         let nt = self.library.n_terms();
         out.fill(0.0);
         for k in 0..nt {
-            let dth: f64 =
-                v_y.iter().enumerate().map(|(j, v)| v * self.library.term_derivative(k, j, u)).sum();
+            let dth: f64 = v_y
+                .iter()
+                .enumerate()
+                .map(|(j, v)| v * self.library.term_derivative(k, j, u))
+                .sum();
             let th = if v_p.is_empty() { 0.0 } else { self.library.term(k, u) };
             for (i, o) in out.iter_mut().enumerate() {
                 *o += p[i * nt + k] * dth;

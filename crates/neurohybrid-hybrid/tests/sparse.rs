@@ -158,8 +158,8 @@ fn polynomial_rhs_derivatives_match_finite_differences_and_each_other() {
     let (mut wy, mut wp) = (vec![0.0; n], vec![0.0; m]);
     rhs.vjp(0.0, &u, &p, &w, &mut wy, &mut wp);
     let lhs: f64 = w.iter().zip(&jv).map(|(a, b)| a * b).sum();
-    let rhs_: f64 =
-        wy.iter().zip(&vy).map(|(a, b)| a * b).sum::<f64>() + wp.iter().zip(&vp).map(|(a, b)| a * b).sum::<f64>();
+    let rhs_: f64 = wy.iter().zip(&vy).map(|(a, b)| a * b).sum::<f64>()
+        + wp.iter().zip(&vp).map(|(a, b)| a * b).sum::<f64>();
     assert!((lhs - rhs_).abs() < 1e-12 * lhs.abs().max(1.0));
 }
 
