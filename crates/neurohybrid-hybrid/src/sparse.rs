@@ -234,13 +234,20 @@ impl Stlsq {
     pub fn fit(&self, theta: &[f64], n_terms: usize, target: &[f64]) -> Result<SparseFit> {
         let prep = Prepared::new(theta, n_terms, target)?;
         self.validate()?;
-        prep.stlsq(self)
+        prep.stlsq(self, prep.nonzero_columns())
     }
 
-    /// STLSQ for each threshold of `thresholds` (this one's `threshold` ignored): the distinct
-    /// supports found, each once (with the smallest threshold that gave it), in the order the
-    /// thresholds are given. The Pareto front of sparsity against misfit, from which a
+    /// STLSQ for each threshold of `thresholds` (ascending; this one's `threshold` ignored):
+    /// the distinct supports found, each once (with the smallest threshold that gave it), in
+    /// the order the thresholds are given. The sparsity–misfit trade-off, from which a
     /// criterion ([`SparseFit::aicc`], a held-out error, or a refit to the data) chooses.
+    ///
+    /// The path is a *continuation*: each threshold starts from the previous one's support,
+    /// not from the whole library, so the supports are nested. Restarting from the full fit at
+    /// a large threshold prunes from the dense, collinear coefficients in one shot and can
+    /// skip the right small model (on a short arc where `y ≈ 2 + x/2`, the cold path jumps
+    /// from `{x, xy}` to `{x²}`; the continuation refits `{x, xy}`, drops `x` and finds
+    /// `{xy}`) — stepwise elimination guided by the threshold.
     pub fn path(
         &self,
         theta: &[f64],
@@ -250,10 +257,12 @@ impl Stlsq {
     ) -> Result<Vec<SparseFit>> {
         let prep = Prepared::new(theta, n_terms, target)?;
         let mut out: Vec<SparseFit> = Vec::new();
+        let mut support = prep.nonzero_columns();
         for &threshold in thresholds {
             let cfg = Stlsq { threshold, ..*self };
             cfg.validate()?;
-            let fit = prep.stlsq(&cfg)?;
+            let fit = prep.stlsq(&cfg, support)?;
+            support = fit.support.clone();
             if !out.iter().any(|f| f.support == fit.support) {
                 out.push(fit);
             }
@@ -276,8 +285,10 @@ impl Stlsq {
     }
 }
 
-/// The normalized normal equations of one regression, computed once per `fit`/`path`.
-struct Prepared {
+/// The normal equations of one regression, computed once per `fit`/`path`.
+struct Prepared<'a> {
+    theta: &'a [f64],
+    target: &'a [f64],
     n: usize,
     t: usize,
     /// Column scales (RMS, or 1 without normalization; 0 marks an all-zero column).
@@ -290,8 +301,8 @@ struct Prepared {
     tt: f64,
 }
 
-impl Prepared {
-    fn new(theta: &[f64], t: usize, target: &[f64]) -> Result<Self> {
+impl<'a> Prepared<'a> {
+    fn new(theta: &'a [f64], t: usize, target: &'a [f64]) -> Result<Self> {
         let n = target.len();
         if n == 0 || t == 0 {
             return Err(HybridError::InvalidConfig {
@@ -314,20 +325,17 @@ impl Prepared {
         }
         let rms = (0..t).map(|i| (gram[i * t + i] / n as f64).sqrt()).collect();
         let tt = target.iter().map(|b| b * b).sum();
-        Ok(Prepared { n, t, rms, gram, rhs, tt })
+        Ok(Prepared { theta, target, n, t, rms, gram, rhs, tt })
     }
 
-    /// Residual sum of squares of `ξ` (raw coefficients) from the normal equations.
+    /// Residual sum of squares of `ξ` (raw coefficients), from the residuals themselves (the
+    /// normal-equation form `‖b‖² − 2ξᵀΘᵀb + ξᵀΘᵀΘξ` cancels catastrophically for good fits).
     fn rss(&self, xi: &[f64]) -> f64 {
-        let t = self.t;
-        let mut quad = 0.0;
-        for i in 0..t {
-            for j in 0..t {
-                quad += xi[i] * self.gram[i * t + j] * xi[j];
-            }
-        }
-        let lin: f64 = xi.iter().zip(&self.rhs).map(|(a, b)| a * b).sum();
-        (self.tt - 2.0 * lin + quad).max(0.0)
+        self.theta
+            .chunks_exact(self.t)
+            .zip(self.target)
+            .map(|(row, b)| (row.iter().zip(xi).map(|(a, x)| a * x).sum::<f64>() - b).powi(2))
+            .sum()
     }
 
     /// Least squares on `support` in normalized coordinates, ridge `ridge·N`; returns raw
@@ -358,10 +366,14 @@ impl Prepared {
         Ok(xi)
     }
 
-    fn stlsq(&self, cfg: &Stlsq) -> Result<SparseFit> {
+    /// All-zero columns cannot explain anything and would divide by zero when normalized.
+    fn nonzero_columns(&self) -> Vec<usize> {
+        (0..self.t).filter(|&k| self.rms[k] > 0.0).collect()
+    }
+
+    /// STLSQ from the support `support`.
+    fn stlsq(&self, cfg: &Stlsq, mut support: Vec<usize>) -> Result<SparseFit> {
         let target_rms = (self.tt / self.n as f64).sqrt();
-        // All-zero columns cannot explain anything and would divide by zero when normalized.
-        let mut support: Vec<usize> = (0..self.t).filter(|&k| self.rms[k] > 0.0).collect();
         let cut = if cfg.normalize { cfg.threshold * target_rms } else { cfg.threshold };
         for _ in 0..cfg.max_iters.max(1) {
             if support.is_empty() {

@@ -4,6 +4,7 @@
 
 use neurohybrid_hybrid::{
     Calibrator, HybridError, OdeResiduals, PolynomialLibrary, PolynomialRhs, Stlsq, aicc,
+    pareto_front,
 };
 use neurohybrid_nn::rng::SplitMix64;
 use neurohybrid_solve::{PiController, Problem, SaveAt, solve};
@@ -50,14 +51,20 @@ fn stlsq_recovers_lorenz_from_noisy_derivatives() {
         vec![(idx("x"), 28.0), (idx("y"), -1.0), (idx("x*z"), -1.0)],
         vec![(idx("z"), -8.0 / 3.0), (idx("x*y"), 1.0)],
     ];
+    let n = targets[0].len() as f64;
+    let col_rms =
+        |k: usize| (theta.iter().skip(k).step_by(t).map(|v| v * v).sum::<f64>() / n).sqrt();
     for (target, truth) in targets.iter().zip(&truth) {
         let fit = Stlsq::new(0.02).fit(&theta, t, target).unwrap();
         let mut want: Vec<usize> = truth.iter().map(|(k, _)| *k).collect();
         want.sort_unstable();
         assert_eq!(fit.support, want, "{:?}", fit.coefficients);
+        // Least-squares standard error of ξ_k without collinearity: σ_e / (√N · rms(Θ_k)),
+        // σ_e = 1% of the target's RMS; 10 of them allow for the correlation of x with x·z.
+        let sd_e = 0.01 * (target.iter().map(|v| v * v).sum::<f64>() / n).sqrt();
         for &(k, c) in truth {
-            // 1% noise on 400 samples: coefficients to well under 1%.
-            assert!((fit.coefficients[k] - c).abs() < 5e-3 * c.abs().max(1.0), "{k}: {fit:?}");
+            let tol = 10.0 * sd_e / (n.sqrt() * col_rms(k));
+            assert!((fit.coefficients[k] - c).abs() < tol, "{k}: {tol} {fit:?}");
         }
     }
 }
@@ -70,35 +77,53 @@ fn without_noise_the_fit_is_exact() {
     let fit = Stlsq::new(0.05).fit(&theta, lib.n_terms(), &targets[1]).unwrap();
     assert_eq!(fit.support.len(), 3);
     assert!(fit.rss < 1e-16 * targets[1].iter().map(|v| v * v).sum::<f64>());
-    assert!((fit.coefficients[1] - 28.0).abs() < 1e-10);
+    // exact up to rounding and the solver's 1e-12 relative diagonal jitter
+    assert!((fit.coefficients[1] - 28.0).abs() < 1e-7, "{fit:?}");
 }
 
-/// Collinear columns along a short arc: the ridge-stabilized threshold path contains the true
-/// one-term model and AICc picks it over the denser ones that fit the noise.
+/// Collinear columns along a short arc: the continuation paths over a few ridge weights,
+/// reduced to the best model per size, contain the true one-term model (a cold-started path
+/// at one ridge weight skips it), and AICc keeps its term.
 #[test]
 fn path_and_aicc_choose_the_true_sparse_model_on_nearly_collinear_data() {
     let lib = PolynomialLibrary::new(2, 2).unwrap();
     let mut rng = SplitMix64::new(11);
-    // a short arc x ∈ [0.5, 1], y = 2 + x/2: x, y, xy, y², … are nearly collinear
+    // a short arc x ∈ [0.5, 1], y ≈ 2 + x/2: 1, x, y, x², xy, y² are nearly collinear
     let states: Vec<f64> = (0..60)
         .flat_map(|k| {
             let x = 0.5 + 0.5 * k as f64 / 59.0;
-            [x, 2.0 + 0.5 * x]
+            [x, 2.0 + 0.5 * x + 0.05 * (6.0 * x).sin()]
         })
         .collect();
     let target: Vec<f64> =
         states.chunks_exact(2).map(|u| -0.9 * u[0] * u[1] + 1e-3 * rng.normal()).collect();
     let theta = lib.matrix(&states).unwrap();
     let thresholds: Vec<f64> = (0..30).map(|k| 1e-3 * 1.3f64.powi(k)).collect();
-    let path = Stlsq::new(0.0).with_ridge(1e-3).path(&theta, lib.n_terms(), &target, &thresholds);
-    let path = path.unwrap();
-    assert!(path.len() >= 2);
-    let best = path.iter().min_by(|a, b| a.aicc().total_cmp(&b.aicc())).unwrap();
-    assert_eq!(best.support, [4], "{path:?}");
-    assert!((best.coefficients[4] + 0.9).abs() < 1e-3);
-    // each support once
-    for (i, a) in path.iter().enumerate() {
-        assert!(path[i + 1..].iter().all(|b| b.support != a.support));
+    let mut all = Vec::new();
+    for ridge in [0.0, 1e-3, 1e-2, 1e-1] {
+        let stlsq = Stlsq::new(0.0).with_ridge(ridge);
+        let path = stlsq.path(&theta, lib.n_terms(), &target, &thresholds).unwrap();
+        // each support once, nested (a continuation)
+        for (i, a) in path.iter().enumerate() {
+            assert!(path[i + 1..].iter().all(|b| b.support != a.support));
+            if let Some(b) = path.get(i + 1) {
+                assert!(b.support.iter().all(|k| a.support.contains(k)), "{path:?}");
+            }
+        }
+        all.extend(path);
+    }
+    let front = pareto_front(all);
+    // one model per size, sorted by size
+    assert!(front.windows(2).all(|w| w[0].support.len() < w[1].support.len()), "{front:?}");
+    let truth = front.iter().find(|f| f.support == [4]).expect("{xy} on the front");
+    assert!((truth.coefficients[4] + 0.9).abs() < 1e-3, "{truth:?}");
+    // AICc keeps xy; every model without it is far worse. (Whether a spurious extra term is
+    // admitted is a noise event — AIC's false-inclusion rate for one term is P(χ²₁ > 2) ≈ 16 %
+    // — so that is not asserted; with this draw {x, xy} edges out {xy} by 1.7.)
+    let best = front.iter().min_by(|a, b| a.aicc().total_cmp(&b.aicc())).unwrap();
+    assert!(best.support.contains(&4) && best.support.len() <= 2, "{front:?}");
+    for f in front.iter().filter(|f| !f.support.contains(&4)) {
+        assert!(f.aicc() > best.aicc() + 10.0, "{f:?}");
     }
 }
 
