@@ -161,7 +161,7 @@
 //! by sparse regression of its output on a [`PolynomialLibrary`]: [`Stlsq`] (SINDy's
 //! sequentially thresholded least squares, with normalized columns, a relative threshold and a
 //! ridge in the thresholding fits), [`Stlsq::path`] over a threshold sweep, [`pareto_front`]
-//! (the best support of each size) and [`aicc`] to choose; [`PolynomialRhs`] is the recovered
+//! (the best support of each size) and [`bic`] / [`aicc`] to choose; [`PolynomialRhs`] is the recovered
 //! model as an ODE system whose coefficients calibrate with [`OdeResiduals`]. Why:
 //! `docs/decisions/0020-sparse-regression.md`.
 //!
@@ -206,7 +206,7 @@ pub use map::{DiffMap, TapeMap};
 pub use network::{NetworkRhs, Parameterized};
 pub use neural_ode::NeuralOde;
 pub use sitl::SolverInTheLoop;
-pub use sparse::{PolynomialLibrary, PolynomialRhs, SparseFit, Stlsq, aicc, pareto_front};
+pub use sparse::{PolynomialLibrary, PolynomialRhs, SparseFit, Stlsq, aicc, bic, pareto_front};
 pub use train::{
     Batch, CHECKPOINT_MAGIC, CheckpointConfig, CheckpointInfo, Control, Curriculum, EarlyStopping,
     Objective, OdeObjective, OptimizerState, Progress, Shooting, TrainOptimizer, TrainReport,

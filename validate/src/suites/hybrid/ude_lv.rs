@@ -19,7 +19,7 @@
 //! ([`Stlsq`] over a threshold × ridge sweep, normalized columns, the best support of each size
 //! kept by [`pareto_front`]), every pair of candidate supports (one per equation) has its
 //! coefficients calibrated to the data ([`Calibrator`] on [`OdeResiduals`], the known noise
-//! level as σ), and the pair with the lowest AICc on the data is the recovered model. The
+//! level as σ), and the pair with the lowest BIC on the data is the recovered model. The
 //! *hybrid prediction* on `t ∈ [3, 6]` is that model — known `αx`, `−δy` plus the recovered
 //! terms — integrated from `u0`; the raw UDE (network in place) is reported next to it
 //! (`extrap_rms_ude_network`), as are the recovered terms, their coefficients with Laplace
@@ -34,7 +34,7 @@
 use crate::Case;
 use neurohybrid_hybrid::{
     Calibrator, NetworkRhs, NeuralOde, OdeResiduals, Parallel, PolynomialLibrary, PolynomialRhs,
-    SparseFit, Stlsq, TapeMap, aicc, pareto_front,
+    SparseFit, Stlsq, TapeMap, bic, pareto_front,
 };
 use neurohybrid_nn::optim::{Adam, Lbfgs, Optimizer};
 use neurohybrid_nn::rng::SplitMix64;
@@ -196,8 +196,8 @@ struct Recovery {
     candidates: usize,
     /// Distinct supports on the threshold path for `x'` and `y'`.
     path_len: [usize; 2],
-    /// AICc of the chosen model and of the runner-up.
-    aicc: (f64, f64),
+    /// BIC of the chosen model and of the runner-up.
+    bic: (f64, f64),
 }
 
 /// The paper's second step, made robust: (1) the trained network's output `g(u)` sampled
@@ -206,7 +206,7 @@ struct Recovery {
 /// giving for each equation the distinct sparse supports (the Pareto front); (3) every pair
 /// of supports calibrated to the *data* (`OdeResiduals` + `Calibrator`: L-BFGS on
 /// forward-sensitivity gradients, σ = the known noise level, pruned terms fixed at zero);
-/// (4) the pair with the lowest AICc on the data kept. Choosing on the data rather than on the
+/// (4) the pair with the lowest BIC on the data kept. Choosing on the data rather than on the
 /// network's output is what separates `xy` from the nearly collinear `1, y, y²` along the
 /// training arc: the network reproduces all of them equally well there, the data do not.
 fn recover(
@@ -267,7 +267,7 @@ fn recover(
                 continue;
             };
             candidates += 1;
-            let score = aicc(2.0 * cal.cost, data.len(), idx.len());
+            let score = bic(2.0 * cal.cost, data.len(), idx.len());
             for (&i, &v) in idx.iter().zip(&cal.theta) {
                 p[i] = v;
             }
@@ -296,7 +296,7 @@ fn recover(
         std,
         candidates,
         path_len: [paths[0].len(), paths[1].len()],
-        aicc: (score, runner_up),
+        bic: (score, runner_up),
     })
 }
 
@@ -360,7 +360,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     let passed = fit_ude <= 3.0 * noise_rms && fit_rec <= 3.0 * noise_rms && ratio >= 5.0;
     let finite = |v: f64| if v.is_finite() { v } else { 1e300 };
     let nt = lib2().n_terms();
-    let (terms, xi_x, xi_y, std, candidates, path_len, aicc_best) = match &rec {
+    let (terms, xi_x, xi_y, std, candidates, path_len, bic_best) = match &rec {
         Some(r) => (
             r.terms.clone(),
             r.params[2..2 + nt].to_vec(),
@@ -368,7 +368,7 @@ pub fn run(fast: bool) -> Vec<Case> {
             r.std.clone(),
             r.candidates,
             r.path_len.to_vec(),
-            vec![r.aicc.0, finite(r.aicc.1)],
+            vec![r.bic.0, finite(r.bic.1)],
         ),
         None => Default::default(),
     };
@@ -378,7 +378,7 @@ pub fn run(fast: bool) -> Vec<Case> {
                 "hybrid_prediction",
                 "UDE with recovered terms: known αx, −δy plus the sparse polynomial terms \
                  identified from the trained network (STLSQ threshold path, normalized columns, \
-                 ridge 0 to 0.1, best support per size; support pair chosen by AICc after calibrating each pair's \
+                 ridge 0 to 0.1, best support per size; support pair chosen by BIC after calibrating each pair's \
                  coefficients to the data)",
             )
             .with("adam_iters", adam_iters)
@@ -397,7 +397,7 @@ pub fn run(fast: bool) -> Vec<Case> {
             .with("truth", "dx: -0.9 x*y, dy: +0.8 x*y")
             .with("path_supports", path_len)
             .with("candidates_calibrated", candidates)
-            .with("aicc_best_runner_up", aicc_best)
+            .with("bic_best_runner_up", bic_best)
             .with_f64("extrap_rms_ude_network", finite(ext_ude_raw))
             .with_f64("extrap_rms_ude", finite(ext_ude))
             .with_f64("extrap_rms_node", finite(ext_node))
