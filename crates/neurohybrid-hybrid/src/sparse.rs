@@ -110,7 +110,7 @@ impl PolynomialLibrary {
     /// The library matrix `Θ` (`n_samples × n_terms`, row-major) of the states `states`
     /// (`n_samples × n_vars`, row-major).
     pub fn matrix(&self, states: &[f64]) -> Result<Vec<f64>> {
-        if states.len() % self.n_vars != 0 {
+        if !states.len().is_multiple_of(self.n_vars) {
             return Err(HybridError::LengthMismatch {
                 what: "states (a multiple of n_vars)".into(),
                 expected: states.len() / self.n_vars * self.n_vars,

@@ -3,7 +3,7 @@
 //! finite differences, its adjoint identity and a calibration of its coefficients.
 
 use neurohybrid_hybrid::{
-    Calibrator, HybridError, OdeResiduals, PolynomialLibrary, PolynomialRhs, Stlsq, aicc,
+    Calibrator, HybridError, OdeResiduals, PolynomialLibrary, PolynomialRhs, Stlsq, aicc, bic,
     pareto_front,
 };
 use neurohybrid_nn::rng::SplitMix64;
@@ -128,10 +128,13 @@ fn path_and_aicc_choose_the_true_sparse_model_on_nearly_collinear_data() {
 }
 
 #[test]
-fn aicc_penalizes_parameters() {
+fn information_criteria_penalize_parameters() {
     assert!(aicc(1.0, 50, 2) < aicc(1.0, 50, 3));
     assert!(aicc(1.0, 50, 3) < aicc(2.0, 50, 3));
     assert_eq!(aicc(1.0, 3, 2), f64::INFINITY);
+    // BIC's penalty per term is ln N (> AIC's 2 from N = 8 on)
+    assert!((bic(1.0, 62, 3) - bic(1.0, 62, 2) - 62f64.ln()).abs() < 1e-12);
+    assert!(bic(1.0, 62, 3) - bic(1.0, 62, 2) > aicc(1.0, 62, 3) - aicc(1.0, 62, 2));
 }
 
 #[test]

@@ -200,6 +200,9 @@ struct Recovery {
     bic: (f64, f64),
 }
 
+/// A calibrated candidate: BIC, parameters, calibrated indices, their standard deviations.
+type Scored = (f64, Vec<f64>, Vec<usize>, Vec<f64>);
+
 /// The paper's second step, made robust: (1) the trained network's output `g(u)` sampled
 /// along the UDE's own trajectory (dense in the training window); (2) STLSQ on the quadratic
 /// library with normalized columns and a small ridge over a geometric sweep of thresholds,
@@ -240,7 +243,7 @@ fn recover(
         paths.push(pareto_front(all.into_iter().filter(|f| !f.support.is_empty())));
     }
     let rhs = PolynomialRhs::new(lib);
-    let mut best: Option<(f64, Vec<f64>, Vec<usize>, Vec<f64>)> = None;
+    let mut best: Option<Scored> = None;
     let mut runner_up = f64::INFINITY;
     let mut candidates = 0;
     for fx in &paths[0] {
