@@ -154,6 +154,33 @@
 //! }
 //! # Ok::<(), neurohybrid_hybrid::HybridError>(())
 //! ```
+//!
+//! # Sparse identification of learned terms
+//!
+//! A trained UDE network is turned into equations (the second step of Rackauckas et al. 2020)
+//! by sparse regression of its output on a [`PolynomialLibrary`]: [`Stlsq`] (SINDy's
+//! sequentially thresholded least squares, with normalized columns, a relative threshold and a
+//! ridge in the thresholding fits), [`Stlsq::path`] over a threshold sweep, [`pareto_front`]
+//! (the best support of each size) and [`bic`] / [`aicc`] to choose; [`PolynomialRhs`] is the recovered
+//! model as an ODE system whose coefficients calibrate with [`OdeResiduals`]. Why:
+//! `docs/decisions/0020-sparse-regression.md`.
+//!
+//! ```
+//! use neurohybrid_hybrid::{PolynomialLibrary, Stlsq};
+//!
+//! // y' = 2 − 0.5·x·y sampled at 20 states, with a little noise.
+//! let lib = PolynomialLibrary::new(2, 2)?; // [1, x, y, x², xy, y²]
+//! let states: Vec<f64> =
+//!     (0..20).flat_map(|k| [0.1 * k as f64, 1.0 + (0.3 * k as f64).sin()]).collect();
+//! let noise = |k: usize| 1e-4 * ((k * 7919 % 13) as f64 - 6.0);
+//! let target: Vec<f64> =
+//!     states.chunks(2).enumerate().map(|(k, u)| 2.0 - 0.5 * u[0] * u[1] + noise(k)).collect();
+//! let fit = Stlsq::new(0.05).fit(&lib.matrix(&states)?, lib.n_terms(), &target)?;
+//! assert_eq!(fit.support, [0, 4]);
+//! assert!((fit.coefficients[4] + 0.5).abs() < 1e-3);
+//! assert_eq!(lib.names(&["x", "y"])?[4], "x*y");
+//! # Ok::<(), neurohybrid_hybrid::HybridError>(())
+//! ```
 #![warn(missing_docs)]
 
 mod calibrate;
@@ -165,6 +192,7 @@ mod map;
 mod network;
 mod neural_ode;
 mod sitl;
+mod sparse;
 mod train;
 
 pub use calibrate::{
@@ -178,6 +206,7 @@ pub use map::{DiffMap, TapeMap};
 pub use network::{NetworkRhs, Parameterized};
 pub use neural_ode::NeuralOde;
 pub use sitl::SolverInTheLoop;
+pub use sparse::{PolynomialLibrary, PolynomialRhs, SparseFit, Stlsq, aicc, bic, pareto_front};
 pub use train::{
     Batch, CHECKPOINT_MAGIC, CheckpointConfig, CheckpointInfo, Control, Curriculum, EarlyStopping,
     Objective, OdeObjective, OptimizerState, Progress, Shooting, TrainOptimizer, TrainReport,
