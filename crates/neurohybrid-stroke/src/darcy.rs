@@ -1,4 +1,5 @@
-//! The single-compartment Darcy perfusion problem on a masked voxel grid and its adjoint.
+//! The single- and three-compartment Darcy perfusion problems on a masked voxel grid and
+//! their adjoints.
 //!
 //! ```text
 //! −∇·(K ∇p) + β (p − p_v) = f     in the brain,     n·K∇p = 0 on the mask boundary
