@@ -5,7 +5,8 @@
 //! - [`darcy`]: the Darcy perfusion problem `−∇·(K∇p) + β(p − p_v) = f` on a masked voxel
 //!   grid, assembled from `neurohybrid-mesh`'s finite-volume operator, factorized with
 //!   `neurohybrid-linalg`'s sparse Cholesky, with its adjoint (one transpose solve) for
-//!   gradients w.r.t. K, β and source parameters.
+//!   gradients w.r.t. K, β and source parameters; the three-compartment form
+//!   ([`darcy::Darcy3`]).
 //! - [`perfusion`]: tissue-dependent fields, six arterial territories, an occlusion with
 //!   collateral strength; `CBF = β (p − p_v)`.
 //! - [`fate`]: alive → injured → dead per voxel, driven by the perfusion deficit, as an
