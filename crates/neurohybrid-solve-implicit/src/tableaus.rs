@@ -367,6 +367,59 @@ impl RosenbrockTableau {
     }
 }
 
+/// Rodas4 (Hairer & Wanner II, §IV.7, Table 7.2, the RODAS code's `METH = 1` constants;
+/// Hairer & Wanner 1996): 6 stages, order 4 with an embedded order-3 solution, stiffly
+/// accurate, L-stable, with an order-3 continuous extension. Written in the C/h form with the
+/// values of OrdinaryDiffEq.jl's `Rodas4Tableau`, checked against two independent public
+/// copies of it (the CPU tableau file and the GPU kernel's copy); stages 5 and 6 are the
+/// stiffly accurate tail (`U₆ = U₅ + k₅`, `y₁ = U₆ + k₆`). The tests of
+/// `tests/bdf_rosenbrock.rs` check the order conditions through the standard form.
+pub const RODAS4: RosenbrockTableau = RosenbrockTableau {
+    name: "Rodas4",
+    order: 4,
+    error_order: 3,
+    gamma: 0.25,
+    a: &[
+        &[1.544],
+        &[0.9466785280815826, 0.2557011698983284],
+        &[3.314825187068521, 2.896124015972201, 0.9986419139977817],
+        &[1.221224509226641, 6.019134481288629, 12.53708332932087, -0.687886036105895],
+    ],
+    c_mat: &[
+        &[-5.6688],
+        &[-2.430093356833875, -0.2063599157091915],
+        &[-0.1073529058151375, -9.594562251023355, -20.47028614809616],
+        &[7.496443313967647, -10.24680431464352, -33.99990352819905, 11.7089089320616],
+        &[
+            8.083246795921522,
+            -7.981132988064893,
+            -31.52159432874371,
+            16.31930543123136,
+            -6.058818238834054,
+        ],
+    ],
+    c: &[0.0, 0.386, 0.21, 0.63, 1.0, 1.0],
+    d: &[0.25, -0.1043, 0.1035, -0.03620000000000023, 0.0, 0.0],
+    h: &[
+        &[
+            10.12623508344586,
+            -7.487995877610167,
+            -34.80091861555747,
+            -7.992771707568823,
+            1.025137723295662,
+            0.0,
+        ],
+        &[
+            -0.6762803392801253,
+            6.087714651680015,
+            16.43084320892478,
+            24.76722511418386,
+            -6.594389125716872,
+            0.0,
+        ],
+    ],
+};
+
 /// Rodas5P: 8 stages, order 5 with an embedded order-4 solution, stiffly accurate, L-stable,
 /// with a continuous extension of order 4 (G. Steinebach, "Construction of Rosenbrock–Wanner
 /// method Rodas5P and numerical benchmarks within the Julia Differential Equations package",

@@ -1,5 +1,6 @@
 //! Discrete adjoints through BDF (variable order, variable step: the history is the reversed
-//! state) and Rodas4 (Rosenbrock: transpose solves plus second-order terms) on Robertson's
+//! state) and Rodas4 / Rodas5P (Rosenbrock, one engine: transpose solves plus second-order
+//! terms) on Robertson's
 //! stiff kinetics, with an impulse: against central finite differences of the same discrete
 //! map (recorded steps and orders replayed), across checkpointing strategies, and against
 //! forward sensitivities of tight solves.
@@ -11,7 +12,7 @@ use neurohybrid_solve::sensitivity::{
 };
 use neurohybrid_solve::{PiController, Problem, SaveAt, Scale};
 use neurohybrid_solve_explicit::Tsit5;
-use neurohybrid_solve_implicit::{Bdf, Rodas4, Tolerances, WConfig};
+use neurohybrid_solve_implicit::{Bdf, Rodas4, Rodas5P, Tolerances, WConfig};
 use neurohybrid_testkit::Robertson;
 
 fn rel_err(a: &[f64], b: &[f64], p: &[f64]) -> f64 {
@@ -135,6 +136,17 @@ fn rodas4_discrete_adjoint_matches_frozen_finite_differences() {
 }
 
 #[test]
+fn rodas5p_discrete_adjoint_matches_frozen_finite_differences() {
+    // The step VJP is the Rodas4 one over Rodas5P's tableau (8 stages, 3 dense rows).
+    let ctrl = PiController::new(1e-7, 1e-11);
+    let g = check_frozen("Rodas5P", &Rodas5P::new(), &ctrl, Checkpointing::Revolve { slots: 6 });
+    assert!(g.reverse_stats.linear_solves > 0 && g.reverse_stats.vjp_evals > 0);
+    let ga =
+        check_frozen("Rodas5P autonomous", &Rodas5P::new().autonomous(), &ctrl, Checkpointing::All);
+    assert!(rel_err(&ga.dl_dp, &g.dl_dp, problem().params()) < 1e-9);
+}
+
+#[test]
 fn bdf_and_rodas4_adjoints_agree_with_forward_sensitivities() {
     let pr = problem();
     let save = SaveAt::Times(vec![0.5, 2.0]);
@@ -154,7 +166,9 @@ fn bdf_and_rodas4_adjoints_agree_with_forward_sensitivities() {
     .unwrap();
     let ros =
         gradient(&pr, &Rodas4::new(), &tight, &save, &loss, &DiscreteAdjoint::default()).unwrap();
-    for (name, g) in [("BDF", &bdf), ("Rodas4", &ros)] {
+    let ros5 =
+        gradient(&pr, &Rodas5P::new(), &tight, &save, &loss, &DiscreteAdjoint::default()).unwrap();
+    for (name, g) in [("BDF", &bdf), ("Rodas4", &ros), ("Rodas5P", &ros5)] {
         let e = rel_err(&g.dl_dp, &fwd.dl_dp, &p);
         assert!(e < 1e-5, "{name} vs forward: {e:e}\n{:?}\n{:?}", g.dl_dp, fwd.dl_dp);
         let e = rel_err(&g.dl_dy0, &fwd.dl_dy0, &[1.0; 3]);

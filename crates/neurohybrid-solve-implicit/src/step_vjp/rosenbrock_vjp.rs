@@ -1,4 +1,5 @@
-//! The discrete adjoint of a Rosenbrock step ([`Rodas4`]).
+//! The discrete adjoint of a Rosenbrock step ([`Rodas4`], [`Rodas5P`]): one reverse pass over
+//! the engine's [`RosenbrockTableau`], so both methods get it.
 //!
 //! # The step and its derivative
 //!
@@ -41,32 +42,13 @@
 //! differentiated exactly: its VJP is `(vjp(t+δ, y, f̄ₜ) − vjp(t, y, f̄ₜ))/δ`.
 
 use super::Transposed;
-use crate::rosenbrock::{Rodas4, RosenbrockState, TimeDerivative, tab};
+use crate::rodas5p::Rodas5P;
+use crate::rosenbrock::{Rodas4, RosenbrockState, TimeDerivative, time_step};
+use crate::tableaus::RosenbrockTableau;
 use crate::wmatrix::{WConfig, WMatrix};
 use neurohybrid_solve::sensitivity::StepVjp;
 use neurohybrid_solve::{Stats, Step, StepState};
 use neurohybrid_system::{Jacobian, Vjp};
-
-/// A Rosenbrock tableau in the C/h form, as slices (stage `i ≥ 2` reads row `i − 2`).
-pub(crate) struct RosView<'a> {
-    pub gamma: f64,
-    /// `a[i − 2]` = `a_{i, 1..i}` for the stages with their own row; later stages add.
-    pub a: &'a [&'a [f64]],
-    /// `c_mat[i − 2]` = `C_{i, 1..i}` for stages 2..=s.
-    pub c_mat: &'a [&'a [f64]],
-    /// Stage times.
-    pub c: &'a [f64],
-    /// Time-derivative weights.
-    pub d: &'a [f64],
-}
-
-// Rows padded with zeros past the diagonal (only `take(i)` entries are read).
-const RODAS4_A: [&[f64]; 4] = [&tab::A[0], &tab::A[1], &tab::A[2], &tab::A[3]];
-const RODAS4_C: [&[f64]; 5] = [&tab::C[0], &tab::C[1], &tab::C[2], &tab::C[3], &tab::C[4]];
-
-fn rodas4_view() -> RosView<'static> {
-    RosView { gamma: tab::GAMMA, a: &RODAS4_A, c_mat: &RODAS4_C, c: &tab::CT, d: &tab::D }
-}
 
 /// Scratch of the Rosenbrock reverse step.
 pub struct RosenbrockVjpWork {
@@ -110,7 +92,7 @@ fn work(stages: usize, config: WConfig, n: usize, m: usize) -> RosenbrockVjpWork
 }
 
 /// Stage value `Uᵢ` (0-based `i`) from `y` and the increments `k`.
-fn stage_value(tab: &RosView<'_>, y: &[f64], k: &[f64], i: usize, out: &mut [f64]) {
+fn stage_value(tab: &RosenbrockTableau, y: &[f64], k: &[f64], i: usize, out: &mut [f64]) {
     let n = y.len();
     out.copy_from_slice(y);
     if i == 0 {
@@ -166,7 +148,7 @@ fn second_order<S: Vjp + ?Sized>(
 /// Reverse one Rosenbrock step: on entry `w = ∂L/∂y₁`, on return `∂L/∂y₀`; `w_p` incremented.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rosenbrock_step_vjp<S: Vjp + Jacobian + ?Sized>(
-    tab: &RosView<'_>,
+    tab: &RosenbrockTableau,
     time_derivative: TimeDerivative,
     system: &S,
     p: &[f64],
@@ -266,7 +248,7 @@ pub(crate) fn rosenbrock_step_vjp<S: Vjp + Jacobian + ?Sized>(
     }
     // fₜ = (f(t + δ, y) − f(t, y))/δ, exactly as the forward step formed it.
     if time_derivative == TimeDerivative::FiniteDifference && wk.ftbar.iter().any(|&x| x != 0.0) {
-        let delta = f64::EPSILON.sqrt() * t.abs().max(h.abs()).max(f64::MIN_POSITIVE);
+        let delta = time_step(t, h);
         let dt = (t + delta) - t;
         system.vjp(
             t + delta,
@@ -288,38 +270,32 @@ pub(crate) fn rosenbrock_step_vjp<S: Vjp + Jacobian + ?Sized>(
     wk.kbar = kbar;
 }
 
-impl<S: Vjp + Jacobian + ?Sized> StepVjp<S> for Rodas4 {
-    type VjpWork = RosenbrockVjpWork;
+macro_rules! rosenbrock_step_vjp {
+    ($($ty:ty),*) => {$(
+        impl<S: Vjp + Jacobian + ?Sized> StepVjp<S> for $ty {
+            type VjpWork = RosenbrockVjpWork;
 
-    fn vjp_work(&self, system: &S, _state: &RosenbrockState) -> RosenbrockVjpWork {
-        work(tab::CT.len(), self.w, system.n_states(), system.n_params())
-    }
+            fn vjp_work(&self, system: &S, _state: &RosenbrockState) -> RosenbrockVjpWork {
+                work(self.tableau().stages(), self.w, system.n_states(), system.n_params())
+            }
 
-    fn step_vjp(
-        &self,
-        system: &S,
-        p: &[f64],
-        state: &mut RosenbrockState,
-        step: Step,
-        w: &mut [f64],
-        w_p: &mut [f64],
-        work: &mut RosenbrockVjpWork,
-        stats: &mut Stats,
-    ) {
-        let view = rodas4_view();
-        let (y, k) = (state.y(), state.stages());
-        rosenbrock_step_vjp(
-            &view,
-            self.time_derivative,
-            system,
-            p,
-            y,
-            k,
-            step,
-            w,
-            w_p,
-            work,
-            stats,
-        );
-    }
+            fn step_vjp(
+                &self,
+                system: &S,
+                p: &[f64],
+                state: &mut RosenbrockState,
+                step: Step,
+                w: &mut [f64],
+                w_p: &mut [f64],
+                work: &mut RosenbrockVjpWork,
+                stats: &mut Stats,
+            ) {
+                let (y, k) = (state.y(), state.stages());
+                let (tab, td) = (self.tableau(), self.time_derivative);
+                rosenbrock_step_vjp(tab, td, system, p, y, k, step, w, w_p, work, stats);
+            }
+        }
+    )*};
 }
+
+rosenbrock_step_vjp!(Rodas4, Rodas5P);
