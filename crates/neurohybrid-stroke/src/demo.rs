@@ -14,7 +14,7 @@ use crate::evaluate::{MODEL_NAMES, ModelScore, run_patient};
 use crate::fate::FateConstants;
 use crate::fit::{Estimate, TrainConfig};
 use crate::outcome::{
-    Outcome, VolumeSeries, equivalent_ml, final_dead, outcome, timing_curve, volumes,
+    Outcome, VolumeSeries, equivalent_ml, final_dead, outcome, timing_curve, timing_slope, volumes,
 };
 use crate::patient::{MechanisticModel, Patient, Protocol, dead, truth_model};
 use crate::perfusion::Territory;
@@ -99,6 +99,10 @@ pub struct TimingCurve {
     pub hybrid_ml: Vec<f64>,
     /// Series hybrid.
     pub series_ml: Vec<f64>,
+    /// Exact slope `d(final infarct)/d(treatment time)` of the fitted mechanistic curve (ml/h),
+    /// from the switch-time adjoint ([`timing_slope`]): how much tissue each hour of delay
+    /// costs this patient at each point of the curve.
+    pub mechanistic_slope_ml_per_h: Vec<f64>,
     /// Expected outcome score of the fitted model per treatment time.
     pub expected_mrs: Vec<f64>,
 }
@@ -208,6 +212,10 @@ pub fn run(
     let truth_ml =
         timing_curve(&anatomy, &truth, &patient.fate_params().to_vec(), tt, protocol.t_final)?;
     let mechanistic_ml = timing_curve(&anatomy, &plain, &theta, tt, protocol.t_final)?;
+    let mechanistic_slope_ml_per_h = timing_slope(&anatomy, &plain, &theta, tt, protocol.t_final)?
+        .into_iter()
+        .map(|(_, slope)| slope)
+        .collect();
     let hybrid_ml =
         timing_curve(&anatomy, &run.hybrid.model, &run.hybrid.params, tt, protocol.t_final)?;
     let series_ml =
@@ -281,6 +289,7 @@ pub fn run(
             upper_ml,
             hybrid_ml,
             series_ml,
+            mechanistic_slope_ml_per_h,
             expected_mrs,
         },
         patient,

@@ -87,6 +87,7 @@ fn metrics(ctx: &Ctx, r: &DemoReport) -> Result<Metrics> {
                 "mechanistic_upper95_ml": r.timing.upper_ml,
                 "hybrid_ml": r.timing.hybrid_ml,
                 "series_ml": r.timing.series_ml,
+                "mechanistic_slope_ml_per_h": r.timing.mechanistic_slope_ml_per_h,
                 "expected_mrs": r.timing.expected_mrs,
             }),
         )
