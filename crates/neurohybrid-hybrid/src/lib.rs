@@ -158,6 +158,7 @@
 
 mod calibrate;
 mod compose;
+mod corrector;
 mod data;
 mod error;
 mod loss;
@@ -171,6 +172,7 @@ pub use calibrate::{
     Calibration, Calibrator, Noise, OdeResiduals, Prior, ResidualModel, TangentSystem, Transform,
 };
 pub use compose::{Parallel, Readout, Series};
+pub use corrector::{StencilBoundary, StencilCorrector};
 pub use data::{Dataset, Trajectory};
 pub use error::{HybridError, Result};
 pub use loss::{GaussianNll, Mse, Regularizer, RelativeL2, SoftDice, TrajectoryLoss};
