@@ -23,7 +23,8 @@
 //! any recorded graph, e.g. an MLP on `y³`) once into a tape — or [`NetworkRhs`], a network as a
 //! right-hand side: dense on the whole state, or pointwise (the same MLP on every voxel or graph
 //! node, channel-major state, optional static features and time input, block-diagonal Jacobian
-//! pattern). Calls replay compiled tapes in workspaces kept in `RefCell`s: nothing is allocated
+//! pattern). [`StencilCorrector`] is the grid corrector for [`SolverInTheLoop`]: a
+//! translation-invariant stencil over powers of the coarse state (ADR 0021). Calls replay compiled tapes in workspaces kept in `RefCell`s: nothing is allocated
 //! per call, and the types are `Send` but not `Sync` (clone per thread). [`Series`] re-evaluates
 //! its map only when `w` changes, so a per-voxel parameter map costs one network evaluation per
 //! parameter update, not per right-hand side. [`Parameterized`] gives each part's named

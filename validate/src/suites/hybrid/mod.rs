@@ -25,9 +25,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     }
     cases.extend(spiral::run(fast));
     cases.extend(fkpp_ude::run(fast));
-    if !fast {
-        cases.extend(sitl::run(fast));
-    }
+    cases.extend(sitl::run(fast));
     cases.extend(calibration::run(fast));
     cases.extend(resume::run(fast));
     cases
