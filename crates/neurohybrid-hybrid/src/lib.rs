@@ -23,7 +23,8 @@
 //! any recorded graph, e.g. an MLP on `y³`) once into a tape — or [`NetworkRhs`], a network as a
 //! right-hand side: dense on the whole state, or pointwise (the same MLP on every voxel or graph
 //! node, channel-major state, optional static features and time input, block-diagonal Jacobian
-//! pattern). Calls replay compiled tapes in workspaces kept in `RefCell`s: nothing is allocated
+//! pattern). [`StencilCorrector`] is the grid corrector for [`SolverInTheLoop`]: a
+//! translation-invariant stencil over powers of the coarse state (ADR 0021). Calls replay compiled tapes in workspaces kept in `RefCell`s: nothing is allocated
 //! per call, and the types are `Send` but not `Sync` (clone per thread). [`Series`] re-evaluates
 //! its map only when `w` changes, so a per-voxel parameter map costs one network evaluation per
 //! parameter update, not per right-hand side. [`Parameterized`] gives each part's named
@@ -185,6 +186,7 @@
 
 mod calibrate;
 mod compose;
+mod corrector;
 mod data;
 mod error;
 mod loss;
@@ -199,6 +201,7 @@ pub use calibrate::{
     Calibration, Calibrator, Noise, OdeResiduals, Prior, ResidualModel, TangentSystem, Transform,
 };
 pub use compose::{Parallel, Readout, Series};
+pub use corrector::{StencilBoundary, StencilCorrector};
 pub use data::{Dataset, Trajectory};
 pub use error::{HybridError, Result};
 pub use loss::{GaussianNll, Mse, Regularizer, RelativeL2, SoftDice, TrajectoryLoss};
