@@ -10,8 +10,10 @@
 //! - BDF on the summed system, `W = I − hγ(DΔ + diag(ρ(1 − 2u)))` by CG, same tolerances,
 //! - Tsit5 on the summed system at rtol = 1e-6 (held at its stability limit, ~900 steps).
 //!
+//! `FISHER_KPP_PC=amg` preconditions CG with a smoothed-aggregation AMG V-cycle (ADR 0018).
 //! `FISHER_KPP_BACKEND=direct` runs both implicit methods on the sparse Cholesky backend
-//! instead (ADR 0008's configuration).
+//! instead (ADR 0008's configuration), `=lu` on sparse LU. The JSON lines also carry steps,
+//! linear solves and Krylov (CG) iterations of the implicit runs.
 //!
 //! The reference is Tsit5 at rtol = 1e-10 (computed once). Prints
 //! `{"bench":"fisher_kpp_256_imex","ours_ns":…,"tsit5_ns":…,"speedup":…,"max_abs_err_vs_tight":…}`
@@ -22,13 +24,107 @@ use criterion::Criterion;
 use neurohybrid_benches::{criterion_median_ns, report_json};
 use neurohybrid_linalg::PreconditionerKind;
 use neurohybrid_mesh::{AssembledDiffusion, Grid};
-use neurohybrid_solve::{PiController, Problem, SaveAt, Solution, solve};
+use neurohybrid_solve::{
+    PiController, Problem, SaveAt, Solution, Stats, Step, StepOutcome, Stepper, solve,
+};
 use neurohybrid_solve_explicit::Tsit5;
-use neurohybrid_solve_implicit::{Bdf, DirkConfig, KenCarp4, LinearBackend, Tolerances, WConfig};
+use neurohybrid_solve_implicit::{
+    Bdf, BdfState, DirkConfig, ImexState, KenCarp4, LinearBackend, Tolerances, WConfig, WMatrix,
+};
 use neurohybrid_system::{CsrMatrix, Jacobian, OdeSystem, SparsityPattern, Split};
 use neurohybrid_testkit::max_abs_diff;
+use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Duration;
+
+/// Steppers whose state exposes its `WMatrix` (for the Krylov iteration count).
+trait WithW {
+    fn w(&self) -> &WMatrix;
+}
+impl WithW for ImexState {
+    fn w(&self) -> &WMatrix {
+        self.w_matrix()
+    }
+}
+impl WithW for BdfState {
+    fn w(&self) -> &WMatrix {
+        self.w_matrix()
+    }
+}
+
+/// Delegates to `inner` and records, at every accepted step, the Krylov iterations of the
+/// solve so far (`Stats` has no field for them).
+struct CountKrylov<'a, St> {
+    inner: &'a St,
+    iterations: &'a Cell<usize>,
+}
+
+impl<S, St> Stepper<S> for CountKrylov<'_, St>
+where
+    S: OdeSystem,
+    St: Stepper<S>,
+    St::State: WithW,
+{
+    type State = St::State;
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn order(&self) -> usize {
+        self.inner.order()
+    }
+    fn error_order(&self) -> Option<usize> {
+        self.inner.error_order()
+    }
+    fn dense_degree(&self) -> usize {
+        self.inner.dense_degree()
+    }
+    fn control_order(&self, state: &Self::State) -> usize {
+        self.inner.control_order(state)
+    }
+    fn init(&self, system: &S, p: &[f64], t0: f64, y0: &[f64], stats: &mut Stats) -> Self::State {
+        self.inner.init(system, p, t0, y0, stats)
+    }
+    fn step(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut Self::State,
+        step: Step,
+        stats: &mut Stats,
+    ) -> StepOutcome {
+        self.inner.step(system, p, state, step, stats)
+    }
+    fn dense(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut Self::State,
+        step: Step,
+        coeffs: &mut [f64],
+        stats: &mut Stats,
+    ) {
+        self.inner.dense(system, p, state, step, coeffs, stats);
+    }
+    fn accept(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut Self::State,
+        t_new: f64,
+        h_next: f64,
+        stats: &mut Stats,
+    ) -> f64 {
+        let h = self.inner.accept(system, p, state, t_new, h_next, stats);
+        self.iterations.set(state.w().krylov_stats().map_or(0, |k| k.krylov_iterations));
+        h
+    }
+    fn reject(&self, state: &mut Self::State, h_next: f64) -> f64 {
+        self.inner.reject(state, h_next)
+    }
+    fn restart(&self, system: &S, p: &[f64], state: &mut Self::State, t: f64, stats: &mut Stats) {
+        self.inner.restart(system, p, state, t, stats);
+    }
+}
 
 /// `ρ u (1 − u)` per cell, with its diagonal Jacobian (BDF needs the full Jacobian; IMEX never
 /// asks for this one).
@@ -112,16 +208,21 @@ fn main() {
     let refactor: f64 =
         std::env::var("FISHER_KPP_REFACTOR").ok().and_then(|s| s.parse().ok()).unwrap_or(0.3);
     // `FISHER_KPP_BACKEND` = `krylov` (default: preconditioned CG on W, ADR 0016) or `direct`
-    // (sparse Cholesky, ADR 0008); `FISHER_KPP_PC` = `none` / `jacobi` / `ilu0` for Krylov.
+    // (sparse Cholesky, ADR 0008), `lu` (sparse LU); `FISHER_KPP_PC` = `none` (default) /
+    // `amg` / `jacobi` / `ilu0` for Krylov.
     let backend = match std::env::var("FISHER_KPP_BACKEND").as_deref() {
         Ok("direct") => LinearBackend::Sparse,
+        Ok("lu") => LinearBackend::SparseLu,
         _ => LinearBackend::Krylov,
     };
     // No preconditioner by default: W's diagonal is constant here, so Jacobi is a scalar
-    // scaling that CG does not need, and ILU(0) halves the iterations at twice their cost.
+    // scaling that CG does not need, ILU(0) halves the iterations at twice their cost
+    // (ADR 0016), and smoothed-aggregation AMG cuts them 4–6× at ~4 matrix–vector products
+    // per V-cycle, which on this well-conditioned W (κ ≤ ~60) is slower overall (ADR 0018).
     let pc = match std::env::var("FISHER_KPP_PC").as_deref() {
         Ok("jacobi") => PreconditionerKind::Jacobi,
         Ok("ilu0") => PreconditionerKind::Ilu0,
+        Ok("amg") => PreconditionerKind::Amg,
         _ => PreconditionerKind::None,
     };
     let env_f64 = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<f64>().ok());
@@ -131,6 +232,9 @@ fn main() {
         w.krylov.preconditioner = pc;
         if let Some(v) = env_f64("FISHER_KPP_FORCING") {
             w.krylov.forcing = v;
+        }
+        if let Some(v) = env_f64("FISHER_KPP_LINEAR_FACTOR") {
+            w.krylov.linear_stage_factor = v;
         }
         if let Some(v) = env_f64("FISHER_KPP_NEWTON_FACTOR") {
             w.krylov.newton_factor = v;
@@ -149,6 +253,9 @@ fn main() {
     configure(&mut bdf.w);
     let tight = PiController::new(1e-10, 1e-12).with_max_steps(1_000_000);
 
+    let (iters_imex, iters_bdf) = (Cell::new(0), Cell::new(0));
+    let imex = CountKrylov { inner: &imex, iterations: &iters_imex };
+    let bdf = CountKrylov { inner: &bdf, iterations: &iters_bdf };
     let run_imex = || solve(&pr, &imex, &c_ours, &SaveAt::Final).expect("valid problem");
     let run_bdf = || solve(&pr, &bdf, &c_ours, &SaveAt::Final).expect("valid problem");
     let run_tsit5 = || solve(&pr, &Tsit5, &c, &SaveAt::Final).expect("valid problem");
@@ -175,14 +282,15 @@ fn main() {
     let ((s_imex, w_imex), (s_bdf, w_bdf), (s_tsit5, w_tsit5)) =
         (timed(&run_imex), timed(&run_bdf), timed(&run_tsit5));
     let (e_imex, e_bdf) = (err(&s_imex), err(&s_bdf));
-    for (name, s, wall, e) in [
-        ("imex", &s_imex, w_imex, e_imex),
-        ("bdf", &s_bdf, w_bdf, e_bdf),
-        ("tsit5", &s_tsit5, w_tsit5, 0.0),
+    let (k_imex, k_bdf) = (iters_imex.get(), iters_bdf.get());
+    for (name, s, wall, e, k) in [
+        ("imex", &s_imex, w_imex, e_imex, k_imex),
+        ("bdf", &s_bdf, w_bdf, e_bdf, k_bdf),
+        ("tsit5", &s_tsit5, w_tsit5, 0.0, 0),
     ] {
         eprintln!(
             "fisher_kpp_{m} {name} (rtol {rtol:e}, {backend:?}/{pc:?}): one run {wall:.3} s CPU, \
-             err vs tight {e:.2e}, {:?}",
+             err vs tight {e:.2e}, {k} Krylov iterations, {:?}",
             s.stats()
         );
     }
@@ -202,7 +310,10 @@ fn main() {
     let median = |id| criterion_median_ns(&group_name, id);
     match (median("imex"), median("bdf"), median("tsit5")) {
         (Some(ours), Some(bdf_ns), Some(tsit5_ns)) => {
-            for (name, ns, e) in [("imex", ours, e_imex), ("bdf", bdf_ns, e_bdf)] {
+            for (name, ns, e, s, k) in
+                [("imex", ours, e_imex, &s_imex, k_imex), ("bdf", bdf_ns, e_bdf, &s_bdf, k_bdf)]
+            {
+                let st = s.stats();
                 report_json(
                     &format!("fisher_kpp_{m}_{name}"),
                     &[
@@ -210,6 +321,13 @@ fn main() {
                         ("tsit5_ns", tsit5_ns),
                         ("speedup", tsit5_ns / ns),
                         ("max_abs_err_vs_tight", e),
+                        ("steps", st.accepted_steps as f64),
+                        ("linear_solves", st.linear_solves as f64),
+                        ("krylov_iterations", k as f64),
+                        (
+                            "cpu_one_run_speedup",
+                            w_tsit5 / if name == "imex" { w_imex } else { w_bdf },
+                        ),
                     ],
                 );
             }

@@ -7,7 +7,7 @@
 //! | [`DenseLu`] | LU with partial pivoting (faer) | [`faer::Mat<f64>`] |
 //! | [`SparseLu`] | sparse LU (faer), symbolic analysis once per pattern | [`SparseMatrix`] |
 //! | [`SparseCholesky`] | sparse `LLᵀ` (faer, AMD) for SPD matrices, symbolic once per pattern | [`SparseMatrix`] |
-//! | [`KrylovSolver`] | GMRES(m) or CG with none / Jacobi / ILU(0) | [`SparseMatrix`] |
+//! | [`KrylovSolver`] | GMRES(m) or CG with none / Jacobi / ILU(0) / smoothed-aggregation AMG ([`Amg`]) | [`SparseMatrix`] |
 //!
 //! All implement [`LinearSolver`]: `factorize`, `solve_in_place` and
 //! `solve_transpose_in_place` (adjoints need `Aᵀ`). Singular or non-finite matrices are
@@ -78,6 +78,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod amg;
 mod dense;
 mod error;
 mod krylov;
@@ -87,6 +88,7 @@ mod sparse;
 mod sparse_cholesky;
 mod sparse_lu;
 
+pub use amg::{Amg, AmgConfig, AmgSmoother};
 pub use dense::DenseLu;
 pub use error::{LinalgError, Result};
 pub use krylov::{

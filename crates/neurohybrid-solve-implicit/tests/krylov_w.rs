@@ -119,6 +119,25 @@ fn bdf_with_cg_matches_the_direct_backend_on_fisher_kpp() {
 }
 
 #[test]
+fn bdf_with_amg_preconditioned_cg_matches_the_direct_backend_on_fisher_kpp() {
+    // 24 × 24 cells (576 unknowns > AmgConfig::max_coarse = 100: a real hierarchy), as above.
+    let side = 24;
+    let problem =
+        Problem::new(FisherKpp::new(side), FisherKpp::seed(side), [4.0, 0.5], (0.0, 10.0));
+    let c = PiController::new(1e-6, 1e-8);
+    let tol = Tolerances::from_controller(&c);
+    let mut direct = Bdf::new(tol.clone());
+    direct.w = w(LinearBackend::Sparse);
+    let mut amg = Bdf::new(tol);
+    amg.w = w(LinearBackend::Krylov);
+    amg.w.krylov.preconditioner = PreconditionerKind::Amg;
+    let (a, b) = (run(&problem, &direct, &c), run(&problem, &amg, &c));
+    let diff = max_abs_diff(a.last().unwrap(), b.last().unwrap());
+    assert!(diff < 1e-6, "BDF direct vs CG + AMG: {diff}");
+    assert_eq!(b.stats().failed_steps, 0, "{:?}", b.stats());
+}
+
+#[test]
 fn kvaerno5_with_gmres_matches_the_direct_backend_on_advection_diffusion() {
     let n = 60;
     let sys = AdvectionDiffusion::new(n, 400.0, 30.0);

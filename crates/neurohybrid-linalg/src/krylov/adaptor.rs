@@ -1,5 +1,6 @@
 //! A Krylov method behind the [`LinearSolver`] trait.
 
+use crate::amg::{Amg, AmgConfig};
 use crate::error::{LinalgError, Result};
 use crate::krylov::operator::{IdentityPreconditioner, Preconditioner};
 use crate::krylov::precond::{Ilu0, Jacobi};
@@ -34,6 +35,10 @@ pub enum PreconditionerKind {
     /// Incomplete LU with zero fill-in.
     #[default]
     Ilu0,
+    /// One smoothed-aggregation AMG V-cycle ([`Amg`], default [`AmgConfig`]): symmetric
+    /// Gauss–Seidel smoothing, so CG stays valid. A refactorization with the same pattern
+    /// keeps the aggregates and prolongators and only recomputes the Galerkin products.
+    Amg,
 }
 
 #[derive(Debug)]
@@ -41,6 +46,7 @@ enum AnyPreconditioner {
     Identity(IdentityPreconditioner),
     Jacobi(Jacobi),
     Ilu0(Ilu0),
+    Amg(Box<Amg>),
 }
 
 impl Preconditioner for AnyPreconditioner {
@@ -49,6 +55,7 @@ impl Preconditioner for AnyPreconditioner {
             Self::Identity(p) => p.apply(r, z),
             Self::Jacobi(p) => p.apply(r, z),
             Self::Ilu0(p) => p.apply(r, z),
+            Self::Amg(p) => p.apply(r, z),
         }
     }
     fn apply_transpose(&mut self, r: &[f64], z: &mut [f64]) {
@@ -56,6 +63,7 @@ impl Preconditioner for AnyPreconditioner {
             Self::Identity(p) => p.apply_transpose(r, z),
             Self::Jacobi(p) => p.apply_transpose(r, z),
             Self::Ilu0(p) => p.apply_transpose(r, z),
+            Self::Amg(p) => p.apply_transpose(r, z),
         }
     }
     fn is_identity(&self) -> bool {
@@ -203,6 +211,13 @@ impl LinearSolver for KrylovSolver {
                 AnyPreconditioner::Ilu0(p)
             }
             (PreconditionerKind::Ilu0, _) => AnyPreconditioner::Ilu0(Ilu0::new(a)?),
+            (PreconditionerKind::Amg, Some(AnyPreconditioner::Amg(mut p))) => {
+                p.update(a)?;
+                AnyPreconditioner::Amg(p)
+            }
+            (PreconditionerKind::Amg, _) => {
+                AnyPreconditioner::Amg(Box::new(Amg::new(a, AmgConfig::default())?))
+            }
         };
         match self.matrix.as_mut() {
             Some(m) if same => m.set_values(a.values())?,
