@@ -140,12 +140,15 @@ mod trace;
 pub use adjoint_system::{AdjointSystem, BacksolveSystem};
 pub use backsolve::BacksolveAdjoint;
 pub use checkpoint::Checkpointing;
-pub use discrete::DiscreteAdjoint;
+pub use discrete::{DiscreteAdjoint, SaveSteps};
 pub use forward::{Column, ForwardSensitivity, SensitivitySystem};
 pub use interpolating::InterpolatingAdjoint;
 pub use loss::{Loss, SquaredMisfit};
 pub use quadrature::QuadratureAdjoint;
-pub use trace::{FrozenSteps, RecordedSteps, Replay, recorded_steps, step_sequence};
+pub use trace::{
+    FrozenSteps, RecordedSteps, Replay, recorded_steps, recorded_steps_with, step_sequence,
+    step_sequence_with,
+};
 
 use crate::error::{Result, SolveError};
 use crate::problem::Problem;
@@ -297,6 +300,42 @@ pub trait StepVjp<S: Vjp + ?Sized>: Stepper<S> {
         work: &mut Self::VjpWork,
         stats: &mut Stats,
     );
+
+    /// Whether [`StepVjp::step_vjp_dense`] is implemented: the stepper can pull cotangents of
+    /// its dense-output values *inside* a step back to the step's inputs, so a
+    /// [`DiscreteAdjoint`] with [`SaveSteps::Interpolate`] need not stop at save times.
+    /// Default `false` (the adjoint then refuses `Interpolate`).
+    fn dense_vjp_supported(&self) -> bool {
+        false
+    }
+
+    /// Like [`StepVjp::step_vjp`], with cotangents of dense-output values inside the step:
+    /// `thetas[j] ∈ (0, 1)` are normalized times `(s − t_n)/(t_{n+1} − t_n)` and
+    /// `cot[j*n..(j+1)*n] = ∂L/∂y(s_j)` for the interpolant [`Stepper::dense`] writes. On
+    /// return `w = ∂L/∂y_n` including the interpolant's dependence on `y_n`, the step's stages
+    /// and `y_{n+1}`. Called only when [`StepVjp::dense_vjp_supported`]; the default handles
+    /// the empty case and panics otherwise (a stepper contract violation, not user input).
+    #[allow(clippy::too_many_arguments)]
+    fn step_vjp_dense(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut Self::State,
+        step: Step,
+        thetas: &[f64],
+        cot: &[f64],
+        w: &mut [f64],
+        w_p: &mut [f64],
+        work: &mut Self::VjpWork,
+        stats: &mut Stats,
+    ) {
+        assert!(
+            thetas.is_empty() && cot.is_empty(),
+            "{}: step_vjp_dense called without dense_vjp_supported()",
+            self.name()
+        );
+        self.step_vjp(system, p, state, step, w, w_p, work, stats)
+    }
 
     /// Length of the reversed state (default `n`: one-step methods reverse `y` alone). `w` in
     /// [`StepVjp::step_vjp`] has this length.
