@@ -14,11 +14,11 @@
 use super::StepVjp;
 use super::discrete::SaveSteps;
 use crate::controller::{Decision, StepSizeController};
+use crate::dense::eval_power_basis;
 use crate::error::Result;
 use crate::problem::{Problem, ScheduledImpulse};
 use crate::save::SaveAt;
 use crate::solution::Solution;
-use crate::dense::eval_power_basis;
 use crate::solve::{initial_step, validate};
 use crate::stats::{Stats, Status};
 use crate::stepper::{Step, StepOutcome, StepState, Stepper};
@@ -740,8 +740,8 @@ mod tests {
         let save = SaveAt::Times(saves.clone());
         let sol = solve(&pr, &HeunEuler, &c, &save).unwrap();
         let steps = solve(&pr, &HeunEuler, &c, &SaveAt::Steps).unwrap();
-        let tr = traced_solve(&pr, &HeunEuler, &c, &saves, SaveSteps::Interpolate, |_, _| {})
-            .unwrap();
+        let tr =
+            traced_solve(&pr, &HeunEuler, &c, &saves, SaveSteps::Interpolate, |_, _| {}).unwrap();
         assert_eq!(tr.tape.ts, steps.ts(), "save times do not shorten steps");
         assert_eq!(tr.solution.ts(), sol.ts());
         assert_eq!(tr.solution.ys(), sol.ys(), "bit for bit");
