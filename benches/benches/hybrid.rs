@@ -7,8 +7,8 @@
 //! One criterion sample is the whole 200-iteration replay (solve + gradient + optimizer step
 //! per iteration, from the fixture's initial weights, so every sample does the same work);
 //! the time per training iteration is its median / 200. Benchmarked: save times interpolated
-//! (`SaveSteps::Interpolate`, what the validation case uses; ADR 0022) and save times as stops
-//! (`SaveSteps::Stop`, the adjoint's default).
+//! (`SaveSteps::Interpolate` with `Checkpointing::All`, what the validation case uses; ADR
+//! 0022) and the adjoint's default (save times as stops, `Revolve { slots: 64 }`).
 //!
 //! Prints `{"bench":"w1_spiral_iteration","ours_ms":…,"diffrax_ms":1.1,"ratio_vs_diffrax":…,
 //! "torchdiffeq_ms":11.8,"ratio_vs_torchdiffeq":…,"steps_per_iter":…}` (`ratio = ours / peer`,
@@ -20,8 +20,10 @@
 
 use criterion::Criterion;
 use neurohybrid_benches::{criterion_median_ns, report_json};
-use neurohybrid_solve::sensitivity::SaveSteps;
-use neurohybrid_validate::suites::hybrid::spiral::{W1, full_loss, load, thread_cpu_s, train};
+use neurohybrid_solve::sensitivity::DiscreteAdjoint;
+use neurohybrid_validate::suites::hybrid::spiral::{
+    W1, adjoint, full_loss, load, stop_mode_adjoint, thread_cpu_s, train,
+};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -29,23 +31,26 @@ const ITERATIONS: usize = 200;
 const DIFFRAX_MS: f64 = 1.1;
 const TORCHDIFFEQ_MS: f64 = 11.8;
 
-fn steps_per_iter(w1: &W1, saves: SaveSteps) -> f64 {
-    let (_, t, _) = train(w1, ITERATIONS, saves);
+fn steps_per_iter(w1: &W1, method: DiscreteAdjoint) -> f64 {
+    let (_, t, _) = train(w1, ITERATIONS, method);
     t.work[0] as f64 / t.wall.len().max(1) as f64
 }
 
 fn main() {
     let w1 = load().expect("the W1 fixture parses");
-    let modes = [("interpolate", SaveSteps::Interpolate), ("stop", SaveSteps::Stop)];
+    let modes = [
+        ("interpolate", "w1_spiral_iteration", adjoint()),
+        ("stop", "w1_spiral_iteration_stop_mode", stop_mode_adjoint()),
+    ];
     if let Ok(spec) = std::env::var("W1_PROFILE") {
         let (what, reps) = spec.split_once(':').unwrap_or((spec.as_str(), "5"));
         let reps: usize = reps.parse().unwrap_or(5);
-        let saves = if what == "stop" { SaveSteps::Stop } else { SaveSteps::Interpolate };
+        let method = if what == "stop" { stop_mode_adjoint() } else { adjoint() };
         let cpu0 = thread_cpu_s().unwrap_or(f64::NAN);
         let wall0 = std::time::Instant::now();
         let mut last = None;
         for _ in 0..reps {
-            last = Some(black_box(train(&w1, ITERATIONS, saves)));
+            last = Some(black_box(train(&w1, ITERATIONS, method)));
         }
         let per = |s: f64| s / (reps * ITERATIONS) as f64 * 1e3;
         eprintln!(
@@ -75,16 +80,12 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     let mut group = c.benchmark_group("w1");
-    for (id, saves) in modes {
-        group.bench_function(id, |b| b.iter(|| black_box(train(&w1, ITERATIONS, saves))));
+    for (id, _, method) in modes {
+        group.bench_function(id, |b| b.iter(|| black_box(train(&w1, ITERATIONS, method))));
     }
     group.finish();
 
-    for (id, saves) in modes {
-        let name = match saves {
-            SaveSteps::Stop => "w1_spiral_iteration_stop_mode",
-            _ => "w1_spiral_iteration",
-        };
+    for (id, name, method) in modes {
         let Some(ns) = criterion_median_ns("w1", id) else {
             // `cargo test --benches` runs each function once without writing estimates.
             eprintln!("w1: no criterion estimates found (not a measuring run)");
@@ -99,7 +100,7 @@ fn main() {
                 ("ratio_vs_diffrax", ms / DIFFRAX_MS),
                 ("torchdiffeq_ms", TORCHDIFFEQ_MS),
                 ("ratio_vs_torchdiffeq", ms / TORCHDIFFEQ_MS),
-                ("steps_per_iter", steps_per_iter(&w1, saves)),
+                ("steps_per_iter", steps_per_iter(&w1, method)),
             ],
         );
     }

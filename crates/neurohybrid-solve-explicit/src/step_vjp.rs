@@ -242,6 +242,15 @@ macro_rules! rk_step_vjp {
             fn dense_vjp_supported(&self) -> bool {
                 true
             }
+            fn step_cache_len(&self, _system: &S, state: &RkState) -> usize {
+                state.cache_len()
+            }
+            fn save_step(&self, state: &RkState, out: &mut [f64]) {
+                state.save_step(out)
+            }
+            fn load_step(&self, state: &mut RkState, saved: &[f64]) {
+                state.load_step(saved)
+            }
             fn step_vjp_dense(
                 &self,
                 system: &S,

@@ -106,22 +106,50 @@ where
         let mut store = SlotStore::default();
         let mut controls = Vec::new();
         let mut snapshot = Vec::new();
-        let traced = traced_solve(problem, stepper, controller, &save_ts, self.saves, |b, st| {
-            controls.push(stepper.control(st));
-            if b % stride == 0 {
-                stepper.save_reversed(st, &mut snapshot);
-                store.insert(b, &snapshot);
-                if cap.is_some_and(|cap| store.len() > cap) {
-                    stride *= 2;
-                    store.thin(stride);
+        // With `All`, computed steps (stages included) are cached in the forward pass, so the
+        // reverse pass restores them instead of recomputing (`StepVjp::save_step`; for an
+        // s-stage RK method s + 2 state vectors per step). `Every` and `Revolve` keep their
+        // memory bounds and recompute.
+        let n = problem.system().n_states();
+        let mut cache =
+            StepCache { len: 0, on: self.checkpointing == Checkpointing::All, values: Vec::new() };
+        let traced = traced_solve(
+            problem,
+            stepper,
+            controller,
+            &save_ts,
+            self.saves,
+            |b, st| {
+                controls.push(stepper.control(st));
+                if b % stride == 0 {
+                    stepper.save_reversed(st, &mut snapshot);
+                    store.insert(b, &snapshot);
+                    if cap.is_some_and(|cap| store.len() > cap) {
+                        stride *= 2;
+                        store.thin(stride);
+                    }
                 }
-            }
-        })?;
+            },
+            |k, st| {
+                if !cache.on {
+                    return;
+                }
+                if k == 0 {
+                    cache.len = stepper.step_cache_len(problem.system(), st);
+                }
+                let end = (k + 1) * cache.len;
+                if cache.len == 0 {
+                    cache.on = false;
+                    return;
+                }
+                cache.values.resize(end, 0.0);
+                stepper.save_step(st, &mut cache.values[k * cache.len..end]);
+            },
+        )?;
         super::require_success(&traced.solution)?;
         let (value, cot) = loss_cotangents(NAME, loss, &traced.solution)?;
 
         let sys = problem.system();
-        let n = sys.n_states();
         let nz = stepper.reversed_len(sys, &traced.state);
         let mut rev = Reverse {
             sys,
@@ -146,6 +174,7 @@ where
             stats: Stats::default(),
             recomputed: 0,
             store,
+            cache,
         };
         let n_steps = traced.tape.steps();
         // Reverse segment by segment, from the last forward checkpoint back to y0.
@@ -181,7 +210,7 @@ where
         let memory = MemoryReport {
             n_states: n,
             steps: n_steps,
-            peak_stored_states: rev.store.peak(),
+            peak_stored_states: rev.store.peak() + rev.cache.values.len().div_ceil(n.max(1)),
             store_all_states: n_steps + 1,
             recomputed_steps: rev.recomputed,
         };
@@ -193,6 +222,23 @@ where
             reverse_stats: rev.stats,
             memory,
         })
+    }
+}
+
+/// Computed steps of the forward pass, `len` values each (see [`StepVjp::save_step`]).
+struct StepCache {
+    len: usize,
+    /// Still caching (forward) / every step cached (reverse).
+    on: bool,
+    values: Vec<f64>,
+}
+
+impl StepCache {
+    fn get(&self, n: usize) -> Option<&[f64]> {
+        if !self.on || self.len == 0 {
+            return None;
+        }
+        self.values.get(n * self.len..(n + 1) * self.len)
     }
 }
 
@@ -229,6 +275,7 @@ struct Reverse<'a, S: Vjp, St: StepVjp<S>> {
     stats: Stats,
     recomputed: usize,
     store: SlotStore,
+    cache: StepCache,
 }
 
 impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
@@ -302,10 +349,15 @@ impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
     /// through the step.
     /// `loaded`: the state already is at boundary `n` (no stored copy needed).
     fn reverse_step(&mut self, n: usize, loaded: bool) -> Result<()> {
-        if !loaded {
-            self.load(n);
+        if let Some(saved) = self.cache.get(n) {
+            // The forward pass's computed step, restored instead of recomputed.
+            self.stepper.load_step(&mut self.state, saved);
+        } else {
+            if !loaded {
+                self.load(n);
+            }
+            self.compute(n)?;
         }
-        self.compute(n)?;
         let b = n + 1;
         self.add_save_cotangents(b);
         let t = self.tape.ts[b];

@@ -337,6 +337,25 @@ pub trait StepVjp<S: Vjp + ?Sized>: Stepper<S> {
         self.step_vjp(system, p, state, step, w, w_p, work, stats)
     }
 
+    /// Length of a cached computed step ([`StepVjp::save_step`]); 0 (the default): the stepper
+    /// cannot restore one and the reverse pass recomputes every step from its input state.
+    fn step_cache_len(&self, system: &S, state: &Self::State) -> usize {
+        let _ = (system, state);
+        0
+    }
+
+    /// Write the state of a computed step (as left by `step`, before `accept`: input state,
+    /// stages, trial solution) into `out` (length [`StepVjp::step_cache_len`]).
+    fn save_step(&self, state: &Self::State, out: &mut [f64]) {
+        let _ = (state, out);
+    }
+
+    /// Restore a step saved by [`StepVjp::save_step`]: afterwards `state` is exactly as the
+    /// forward `step` left it, so [`StepVjp::step_vjp`] can run without recomputing the stages.
+    fn load_step(&self, state: &mut Self::State, saved: &[f64]) {
+        let _ = (state, saved);
+    }
+
     /// Length of the reversed state (default `n`: one-step methods reverse `y` alone). `w` in
     /// [`StepVjp::step_vjp`] has this length.
     fn reversed_len(&self, system: &S, state: &Self::State) -> usize {

@@ -96,7 +96,9 @@ pub(crate) struct Traced<T> {
 
 /// Solve `problem` landing on every save time (`Stop`) or interpolating them (`Interpolate`),
 /// calling `at_boundary(b, state)` with the stepper's state after every step boundary (after
-/// `accept`, impulses and `restart`; `b = 0` is right after `init`, `state.y() = y0`).
+/// `accept`, impulses and `restart`; `b = 0` is right after `init`, `state.y() = y0`), and
+/// `before_accept(n, state)` with the state of accepted step `n` before `accept` (stages in
+/// place, as [`StepVjp::step_vjp`] needs them).
 pub(crate) fn traced_solve<S, St, C>(
     problem: &Problem<S>,
     stepper: &St,
@@ -104,6 +106,7 @@ pub(crate) fn traced_solve<S, St, C>(
     save_ts: &[f64],
     saves: SaveSteps,
     mut at_boundary: impl FnMut(usize, &St::State),
+    mut before_accept: impl FnMut(usize, &St::State),
 ) -> Result<Traced<St::State>>
 where
     S: OdeSystem,
@@ -212,6 +215,7 @@ where
                 if need_dense {
                     stepper.dense(sys, p, &mut state, step, &mut coeffs, &mut stats);
                 }
+                before_accept(tape.hs.len(), &state);
                 stats.accepted_steps += 1;
                 h_mag = stepper.accept(sys, p, &mut state, t_new, h_next, &mut stats);
                 if need_dense {
@@ -295,7 +299,7 @@ where
     C: StepSizeController,
 {
     let save_ts = super::save_times("step sequence", problem, save_at)?;
-    let traced = traced_solve(problem, stepper, controller, &save_ts, saves, |_, _| {})?;
+    let traced = traced_solve(problem, stepper, controller, &save_ts, saves, |_, _| {}, |_, _| {})?;
     super::require_success(&traced.solution)?;
     Ok(traced.tape.ts)
 }
@@ -354,9 +358,17 @@ where
 {
     let save_ts = super::save_times("recorded steps", problem, save_at)?;
     let mut controls = Vec::new();
-    let traced = traced_solve(problem, stepper, controller, &save_ts, saves, |_, st| {
-        controls.push(stepper.control(st));
-    })?;
+    let traced = traced_solve(
+        problem,
+        stepper,
+        controller,
+        &save_ts,
+        saves,
+        |_, st| {
+            controls.push(stepper.control(st));
+        },
+        |_, _| {},
+    )?;
     super::require_success(&traced.solution)?;
     Ok(RecordedSteps { ts: traced.tape.ts, controls })
 }
@@ -497,6 +509,15 @@ impl<S: Vjp, St: StepVjp<S>> StepVjp<S> for Replay<St> {
         stats: &mut Stats,
     ) {
         self.inner.step_vjp_dense(system, p, state, step, thetas, cot, w, w_p, work, stats)
+    }
+    fn step_cache_len(&self, system: &S, state: &St::State) -> usize {
+        self.inner.step_cache_len(system, state)
+    }
+    fn save_step(&self, state: &St::State, out: &mut [f64]) {
+        self.inner.save_step(state, out)
+    }
+    fn load_step(&self, state: &mut St::State, saved: &[f64]) {
+        self.inner.load_step(state, saved)
     }
     fn reversed_len(&self, system: &S, state: &St::State) -> usize {
         self.inner.reversed_len(system, state)
@@ -704,9 +725,15 @@ mod tests {
         let c = PiController::new(1e-6, 1e-8);
         let sol = solve(&pr, &HeunEuler, &c, &SaveAt::Steps).unwrap();
         let mut boundaries = Vec::new();
-        let tr = traced_solve(&pr, &HeunEuler, &c, &[7.0], SaveSteps::Stop, |b, st| {
-            boundaries.push((b, st.y().to_vec()))
-        })
+        let tr = traced_solve(
+            &pr,
+            &HeunEuler,
+            &c,
+            &[7.0],
+            SaveSteps::Stop,
+            |b, st| boundaries.push((b, st.y().to_vec())),
+            |_, _| {},
+        )
         .unwrap();
         // Without save times inside the span the step sequence is the solve loop's, bit for bit.
         assert_eq!(tr.tape.ts, sol.ts());
@@ -723,7 +750,8 @@ mod tests {
         let pr = Problem::new(Osc, [1.0, 0.0], [], (0.0, 2.0));
         let c = PiController::new(1e-6, 1e-8);
         let saves = [0.0, 0.3, 0.3, 2.0];
-        let tr = traced_solve(&pr, &HeunEuler, &c, &saves, SaveSteps::Stop, |_, _| {}).unwrap();
+        let tr = traced_solve(&pr, &HeunEuler, &c, &saves, SaveSteps::Stop, |_, _| {}, |_, _| {})
+            .unwrap();
         assert!(tr.tape.ts.contains(&0.3));
         assert_eq!(tr.solution.ts(), &[0.0, 0.3, 0.3, 2.0]);
         assert_eq!(tr.tape.events_at(0), &[(0, Event::Save(0))]);
@@ -741,7 +769,8 @@ mod tests {
         let sol = solve(&pr, &HeunEuler, &c, &save).unwrap();
         let steps = solve(&pr, &HeunEuler, &c, &SaveAt::Steps).unwrap();
         let tr =
-            traced_solve(&pr, &HeunEuler, &c, &saves, SaveSteps::Interpolate, |_, _| {}).unwrap();
+            traced_solve(&pr, &HeunEuler, &c, &saves, SaveSteps::Interpolate, |_, _| {}, |_, _| {})
+                .unwrap();
         assert_eq!(tr.tape.ts, steps.ts(), "save times do not shorten steps");
         assert_eq!(tr.solution.ts(), sol.ts());
         assert_eq!(tr.solution.ys(), sol.ys(), "bit for bit");
