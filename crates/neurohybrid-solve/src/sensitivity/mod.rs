@@ -34,7 +34,9 @@
 //! Save times must be given as [`SaveAt::Times`] (or [`SaveAt::Final`]): the loss is a
 //! function of the solution there. Methods that reverse through steps make the save times
 //! stops of the forward solve (like impulses), so each cotangent enters at a step boundary;
-//! see `docs/decisions/0009-sensitivities.md`.
+//! see `docs/decisions/0009-sensitivities.md`. [`DiscreteAdjoint`] can instead read them from
+//! the dense output and differentiate the interpolant ([`SaveSteps::Interpolate`], for
+//! steppers with [`StepVjp::step_vjp_dense`]; `docs/decisions/0022-*.md`).
 //!
 //! ```
 //! use neurohybrid_solve::sensitivity::{
