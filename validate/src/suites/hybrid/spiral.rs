@@ -141,7 +141,10 @@ pub fn model(batch: usize) -> NeuralOde<TapeMap> {
         // tanh) instead of matmul + bias + tanh ops: the same arithmetic up to rounding.
         Ok(Pointwise::new(net.clone()).forward(g, x3, w)?)
     })
-    .expect("the spiral model records");
+    .expect("the spiral model records")
+    // Every forward point of a training solve (~44 rhs) stays in the ring, so the adjoint's
+    // VJPs (restored steps, `Checkpointing::All`) replay only the reverse sweep.
+    .with_forward_cache(64);
     NeuralOde::new(map).expect("2 inputs, 2 outputs per point")
 }
 
