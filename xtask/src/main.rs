@@ -151,8 +151,11 @@ fn validate(args: &[String], release: bool) -> Result<(), String> {
 
 /// Bench areas named in the issues, each mapped to the bench targets of `benches/` it runs.
 /// An area that is not listed runs the target of the same name.
-const BENCH_AREAS: &[(&str, &[&str])] =
-    &[("solve", &["solve", "stiff", "fisher_kpp"]), ("models", &["models"])];
+const BENCH_AREAS: &[(&str, &[&str])] = &[
+    ("solve", &["solve", "stiff", "fisher_kpp"]),
+    ("models", &["models"]),
+    ("hybrid", &["hybrid"]),
+];
 
 fn bench(args: &[String]) -> Result<(), String> {
     let targets: Vec<&str> = match args.first().map(String::as_str) {

@@ -70,11 +70,17 @@ pub struct TapeMap {
     inner: RefCell<MapInner>,
 }
 
+/// Forward replays kept in a ring of `slots` workspaces, each keyed by its `[x..., w...]`
+/// (compared bit for bit, found through a hash), so a VJP at any of the last `slots` forward
+/// points replays only the reverse sweep. One slot (the default) is "the last point".
 struct MapInner {
-    ws: Workspace,
-    /// `[x..., w...]` of the last forward replay.
-    last: Vec<f64>,
-    last_valid: bool,
+    ws: Vec<Workspace>,
+    keys: Vec<Vec<f64>>,
+    hashes: Vec<u64>,
+    valid: Vec<bool>,
+    /// The slot of the latest forward replay, and the next slot to overwrite.
+    current: usize,
+    next: usize,
 }
 
 impl std::fmt::Debug for TapeMap {
@@ -97,15 +103,43 @@ impl Clone for TapeMap {
             slot_x: self.slot_x,
             slot_w: self.slot_w,
             layout: self.layout.clone(),
-            inner: RefCell::new(MapInner::new(&self.tape, self.n_in + self.n_w)),
+            inner: RefCell::new(MapInner::new(
+                &self.tape,
+                self.n_in + self.n_w,
+                self.inner.borrow().ws.len(),
+            )),
         }
     }
 }
 
 impl MapInner {
-    fn new(tape: &Tape, len: usize) -> Self {
-        Self { ws: tape.workspace(), last: vec![0.0; len], last_valid: false }
+    fn new(tape: &Tape, len: usize, slots: usize) -> Self {
+        let slots = slots.max(1);
+        Self {
+            ws: (0..slots).map(|_| tape.workspace()).collect(),
+            keys: vec![vec![0.0; len]; slots],
+            hashes: vec![0; slots],
+            valid: vec![false; slots],
+            current: 0,
+            next: 0,
+        }
     }
+}
+
+/// FNV-1a over the bits of `x` then `w`.
+fn point_hash(x: &[f64], w: &[f64]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for v in x.iter().chain(w) {
+        h ^= v.to_bits();
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn same_point(key: &[f64], x: &[f64], w: &[f64]) -> bool {
+    let (kx, kw) = key.split_at(x.len());
+    kx.iter().zip(x).all(|(a, b)| a.to_bits() == b.to_bits())
+        && kw.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits())
 }
 
 /// The parameter layout of a layer, from its named blocks (`"layer0.weight"`, …).
@@ -182,7 +216,7 @@ impl TapeMap {
                 got: layout.len(),
             });
         }
-        let inner = RefCell::new(MapInner::new(&tape, n_in + n_w));
+        let inner = RefCell::new(MapInner::new(&tape, n_in + n_w, 1));
         Ok(Self { tape, n_in, n_out, n_w, slot_x, slot_w, layout, inner })
     }
 
@@ -199,6 +233,15 @@ impl TapeMap {
         Ok(self)
     }
 
+    /// Keep the last `slots` (≥ 1) forward replays instead of only the last one, so VJPs at
+    /// any of those points skip their forward replay: a discrete adjoint whose forward pass is
+    /// cached (`Checkpointing::All`) asks for VJPs at all stage points of the solve in reverse
+    /// order, which one slot never serves. Memory: `slots` tape workspaces.
+    pub fn with_forward_cache(mut self, slots: usize) -> Self {
+        self.inner = RefCell::new(MapInner::new(&self.tape, self.n_in + self.n_w, slots));
+        self
+    }
+
     /// Names of the parameter blocks.
     pub fn layout(&self) -> &ParamLayout {
         &self.layout
@@ -209,25 +252,40 @@ impl TapeMap {
         &self.tape
     }
 
-    fn ensure_forward(&self, inner: &mut MapInner, x: &[f64], w: &[f64]) {
+    /// The slot whose workspace holds the forward replay at `(x, w)`, replaying it if none.
+    fn ensure_forward(&self, inner: &mut MapInner, x: &[f64], w: &[f64]) -> usize {
         let w = &w[..self.n_w];
-        let same = inner.last_valid
-            && inner.last[..self.n_in].iter().zip(x).all(|(a, b)| a.to_bits() == b.to_bits())
-            && inner.last[self.n_in..].iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits());
-        if same {
-            return;
+        let c = inner.current;
+        if inner.valid[c] && same_point(&inner.keys[c], x, w) {
+            return c;
         }
+        let slots = inner.ws.len();
+        let hash = if slots > 1 { point_hash(x, w) } else { 0 };
+        if slots > 1 {
+            let found = (0..slots).find(|&k| {
+                inner.valid[k] && inner.hashes[k] == hash && same_point(&inner.keys[k], x, w)
+            });
+            if let Some(k) = found {
+                inner.current = k;
+                return k;
+            }
+        }
+        let k = inner.next;
+        inner.next = (k + 1) % slots;
         let mut ins: [&[f64]; 2] = [&[], &[]];
         ins[self.slot_x] = x;
         if let Some(i) = self.slot_w {
             ins[i] = w;
         }
         self.tape
-            .forward(&mut inner.ws, &ins[..self.tape.n_inputs()])
+            .forward(&mut inner.ws[k], &ins[..self.tape.n_inputs()])
             .expect("input lengths were validated against the tape at construction");
-        inner.last[..self.n_in].copy_from_slice(x);
-        inner.last[self.n_in..].copy_from_slice(w);
-        inner.last_valid = true;
+        inner.keys[k][..self.n_in].copy_from_slice(x);
+        inner.keys[k][self.n_in..].copy_from_slice(w);
+        inner.hashes[k] = hash;
+        inner.valid[k] = true;
+        inner.current = k;
+        k
     }
 }
 
@@ -243,12 +301,12 @@ impl DiffMap for TapeMap {
     }
     fn eval(&self, x: &[f64], w: &[f64], out: &mut [f64]) {
         let mut inner = self.inner.borrow_mut();
-        self.ensure_forward(&mut inner, x, w);
-        out.copy_from_slice(inner.ws.output(0));
+        let k = self.ensure_forward(&mut inner, x, w);
+        out.copy_from_slice(inner.ws[k].output(0));
     }
     fn vjp(&self, x: &[f64], w: &[f64], cot: &[f64], x_bar: &mut [f64], w_bar: &mut [f64]) {
         let mut inner = self.inner.borrow_mut();
-        self.ensure_forward(&mut inner, x, w);
+        let ws = self.ensure_forward(&mut inner, x, w);
         let mut slots: [&mut [f64]; 2] = [&mut [], &mut []];
         let k = self.tape.n_inputs();
         if let Some(i) = self.slot_w {
@@ -258,12 +316,12 @@ impl DiffMap for TapeMap {
         }
         slots[self.slot_x] = x_bar;
         self.tape
-            .vjp(&mut inner.ws, &[cot], &mut slots[..k])
+            .vjp(&mut inner.ws[ws], &[cot], &mut slots[..k])
             .expect("cotangent lengths were validated against the tape at construction");
     }
     fn jvp(&self, x: &[f64], w: &[f64], v_x: &[f64], v_w: &[f64], out: &mut [f64]) {
         let mut inner = self.inner.borrow_mut();
-        self.ensure_forward(&mut inner, x, w);
+        let ws = self.ensure_forward(&mut inner, x, w);
         let mut tans: [&[f64]; 2] = [&[], &[]];
         tans[self.slot_x] = v_x;
         if let Some(i) = self.slot_w {
@@ -271,7 +329,7 @@ impl DiffMap for TapeMap {
         }
         let k = self.tape.n_inputs();
         self.tape
-            .jvp(&mut inner.ws, &tans[..k], &mut [out])
+            .jvp(&mut inner.ws[ws], &tans[..k], &mut [out])
             .expect("tangent lengths were validated against the tape at construction");
     }
 }
@@ -280,6 +338,40 @@ impl DiffMap for TapeMap {
 mod tests {
     use super::*;
     use neurohybrid_nn::{Activation, Init, Mlp, initialize};
+
+    #[test]
+    fn forward_cache_serves_earlier_points_with_the_same_results() {
+        let net = Mlp::new(&[3, 5, 2], Activation::Tanh).unwrap();
+        let one = TapeMap::new(&net, &[3]).unwrap();
+        let ring = TapeMap::new(&net, &[3]).unwrap().with_forward_cache(4);
+        let w = initialize(&net, Init::GlorotUniform, 5);
+        let xs: Vec<[f64; 3]> =
+            (0..6).map(|i| [0.1 * i as f64, -0.2, 0.3 + 0.05 * i as f64]).collect();
+        let mut o = [0.0; 2];
+        for x in &xs {
+            ring.eval(x, &w, &mut o);
+        }
+        // Reverse order, as a discrete adjoint asks: the last 4 points are in the ring, the
+        // first two were evicted and are replayed.
+        for x in xs.iter().rev() {
+            let (mut a, mut b) =
+                ((vec![0.0; 3], vec![0.0; w.len()]), (vec![0.0; 3], vec![0.0; w.len()]));
+            one.vjp(x, &w, &[0.7, -0.4], &mut a.0, &mut a.1);
+            ring.vjp(x, &w, &[0.7, -0.4], &mut b.0, &mut b.1);
+            assert_eq!(a, b);
+            let (mut ja, mut jb) = ([0.0; 2], [0.0; 2]);
+            one.jvp(x, &w, &[0.1, 0.2, -0.3], &[], &mut ja);
+            ring.jvp(x, &w, &[0.1, 0.2, -0.3], &[], &mut jb);
+            assert_eq!(ja, jb);
+        }
+        let mut w2 = w.clone();
+        w2[3] += 1e-3;
+        let (mut oa, mut ob) = ([0.0; 2], [0.0; 2]);
+        one.eval(&xs[5], &w2, &mut oa);
+        ring.eval(&xs[5], &w2, &mut ob);
+        assert_eq!(oa, ob, "a changed w is a different point");
+        assert_eq!(ring.clone().inner.borrow().ws.len(), 4, "clones keep the ring size");
+    }
 
     #[test]
     fn tape_map_matches_finite_differences() {

@@ -29,6 +29,29 @@ impl RkState {
     pub fn stages(&self) -> &[Vec<f64>] {
         &self.k
     }
+
+    /// `[y | y_new | k_1 … k_s]`: what restores a computed step.
+    pub(crate) fn cache_len(&self) -> usize {
+        (self.k.len() + 2) * self.y.len()
+    }
+
+    pub(crate) fn save_step(&self, out: &mut [f64]) {
+        let n = self.y.len();
+        let mut chunks = out.chunks_exact_mut(n);
+        for src in [&self.y, &self.y_new].into_iter().chain(&self.k) {
+            chunks.next().expect("cache_len values").copy_from_slice(src);
+        }
+    }
+
+    pub(crate) fn load_step(&mut self, saved: &[f64]) {
+        let n = self.y.len();
+        let mut chunks = saved.chunks_exact(n);
+        for dst in [&mut self.y, &mut self.y_new].into_iter().chain(&mut self.k) {
+            dst.copy_from_slice(chunks.next().expect("cache_len values"));
+        }
+        self.k0_valid = true;
+        self.f_new_valid = false;
+    }
 }
 
 impl StepState for RkState {

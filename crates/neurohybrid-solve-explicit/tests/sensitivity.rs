@@ -125,7 +125,10 @@ fn checkpointing_strategies_give_the_identical_gradient() {
     let ctrl = PiController::new(1e-8, 1e-10);
     let run = |c| gradient(&pr, &Dopri5, &ctrl, &save, &loss, &DiscreteAdjoint::new(c)).unwrap();
     let all = run(Checkpointing::All);
-    assert_eq!(all.memory.peak_stored_states, all.memory.store_all_states);
+    // Every boundary state, plus each computed step (y, y_new and Dopri5's 7 stages).
+    let steps = all.memory.steps;
+    assert_eq!(all.memory.peak_stored_states, all.memory.store_all_states + 9 * steps);
+    assert_eq!(all.reverse_stats.rhs_evals, 0, "cached steps are not recomputed");
     assert_eq!(all.memory.recomputed_steps, 0);
     for c in [
         Checkpointing::Every(1),

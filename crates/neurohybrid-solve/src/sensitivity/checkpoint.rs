@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 ///
 /// | strategy | stored states | recomputed steps |
 /// |---|---|---|
-/// | `All` | `N` | 0 |
+/// | `All` | `N` (+ each computed step, `s + 2` states for an s-stage RK method) | 0, and no step recomputed for its stages |
 /// | `Every(k)` | `⌈N/k⌉ + k − 1` (best `k ≈ √N`) | `≈ N` |
 /// | `Revolve { slots }` | `≤ slots`, whatever `N` | `≈ (r − 1)·N`, `r` the smallest with `C(s + r, r) ≥ N`, `s ≈ slots/2` |
 ///
@@ -24,7 +24,9 @@ use std::collections::BTreeMap;
 /// the gradient does not depend on the strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checkpointing {
-    /// Keep every step's input state: fastest, memory grows with the number of steps.
+    /// Keep every step's input state and, where the stepper supports it
+    /// ([`super::StepVjp::save_step`]), its computed stages: fastest (the reverse pass
+    /// evaluates no right-hand side), memory grows with the number of steps.
     All,
     /// Keep every `k`-th state (`k ≥ 1`); recompute each segment once, storing its states.
     Every(usize),

@@ -12,13 +12,34 @@ use crate::stepper::{StepOutcome, StepState};
 
 use neurohybrid_system::Vjp;
 
+/// Where a reverse-mode gradient's forward solve takes the values at the save times
+/// (`docs/decisions/0022-interpolated-saves-in-the-discrete-adjoint.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SaveSteps {
+    /// Save times are stops of the forward solve (like impulses): every loss cotangent enters
+    /// at a step boundary. Works with every [`StepVjp`]; the saved values are full-order step
+    /// ends. The default.
+    #[default]
+    Stop,
+    /// Save times inside a step are read from the stepper's dense output, as
+    /// [`crate::solve`] does with [`SaveAt::Times`] (the forward pass *is* that solve, bit for
+    /// bit), and the reverse pass differentiates the interpolant
+    /// ([`StepVjp::step_vjp_dense`]). Fewer steps when save times are denser than the steps
+    /// the tolerance needs (training on many observation times). Needs
+    /// [`StepVjp::dense_vjp_supported`] (explicit Runge–Kutta methods).
+    Interpolate,
+}
+
 /// The discrete adjoint: the exact gradient of the computed solution.
 ///
-/// The forward solve lands on every save time; its accepted steps are then reversed, each with
+/// The forward solve lands on every save time ([`SaveSteps::Stop`], the default) or reads them
+/// from the dense output ([`SaveSteps::Interpolate`]); its accepted steps are then reversed, each with
 /// the stepper's [`StepVjp`] (for an explicit Runge–Kutta method the adjoint Runge–Kutta
 /// scheme of Hager 2000 / Sandu 2006; for implicit stages one transpose solve with
 /// `(I − hγJ)ᵀ` each), the loss cotangents entering as jumps at the save times and impulses
-/// pulled back with [`crate::Impulse::vjp`]. Step sizes are constants of the derivative, so
+/// pulled back with [`crate::Impulse::vjp`] (interpolated saves enter inside their step through
+/// the interpolant's VJP). Step sizes are constants of the derivative, so
 /// the result agrees with finite differences of the same discrete map (a solve under the
 /// recorded step sequence) to rounding, and with the continuous gradient to the solver's
 /// accuracy.
@@ -28,12 +49,20 @@ use neurohybrid_system::Vjp;
 pub struct DiscreteAdjoint {
     /// Which forward states are kept.
     pub checkpointing: Checkpointing,
+    /// Whether save times are stops or interpolated.
+    pub saves: SaveSteps,
 }
 
 impl DiscreteAdjoint {
-    /// A discrete adjoint with the given checkpointing.
+    /// A discrete adjoint with the given checkpointing (save times are stops).
     pub fn new(checkpointing: Checkpointing) -> Self {
-        Self { checkpointing }
+        Self { checkpointing, saves: SaveSteps::Stop }
+    }
+
+    /// The same adjoint with save times taken as `saves` says.
+    pub fn with_saves(mut self, saves: SaveSteps) -> Self {
+        self.saves = saves;
+        self
     }
 }
 
@@ -65,28 +94,62 @@ where
                 reason: "checkpointing needs Every(k ≥ 1) or Revolve { slots ≥ 2 }",
             });
         }
+        if self.saves == SaveSteps::Interpolate && !stepper.dense_vjp_supported() {
+            return Err(SolveError::SensitivityUnsupported {
+                method: NAME.to_string(),
+                reason: "SaveSteps::Interpolate needs a stepper with a dense-output VJP",
+            });
+        }
         let save_ts = save_times(NAME, problem, save_at)?;
         // Forward pass, keeping every `stride`-th boundary state (thinned for Revolve).
         let (mut stride, cap) = self.checkpointing.forward_plan();
         let mut store = SlotStore::default();
         let mut controls = Vec::new();
         let mut snapshot = Vec::new();
-        let traced = traced_solve(problem, stepper, controller, &save_ts, |b, st| {
-            controls.push(stepper.control(st));
-            if b % stride == 0 {
-                stepper.save_reversed(st, &mut snapshot);
-                store.insert(b, &snapshot);
-                if cap.is_some_and(|cap| store.len() > cap) {
-                    stride *= 2;
-                    store.thin(stride);
+        // With `All`, computed steps (stages included) are cached in the forward pass, so the
+        // reverse pass restores them instead of recomputing (`StepVjp::save_step`; for an
+        // s-stage RK method s + 2 state vectors per step). `Every` and `Revolve` keep their
+        // memory bounds and recompute.
+        let n = problem.system().n_states();
+        let mut cache =
+            StepCache { len: 0, on: self.checkpointing == Checkpointing::All, values: Vec::new() };
+        let traced = traced_solve(
+            problem,
+            stepper,
+            controller,
+            &save_ts,
+            self.saves,
+            |b, st| {
+                controls.push(stepper.control(st));
+                if b % stride == 0 {
+                    stepper.save_reversed(st, &mut snapshot);
+                    store.insert(b, &snapshot);
+                    if cap.is_some_and(|cap| store.len() > cap) {
+                        stride *= 2;
+                        store.thin(stride);
+                    }
                 }
-            }
-        })?;
+            },
+            |k, st| {
+                if !cache.on {
+                    return;
+                }
+                if k == 0 {
+                    cache.len = stepper.step_cache_len(problem.system(), st);
+                }
+                let end = (k + 1) * cache.len;
+                if cache.len == 0 {
+                    cache.on = false;
+                    return;
+                }
+                cache.values.resize(end, 0.0);
+                stepper.save_step(st, &mut cache.values[k * cache.len..end]);
+            },
+        )?;
         super::require_success(&traced.solution)?;
         let (value, cot) = loss_cotangents(NAME, loss, &traced.solution)?;
 
         let sys = problem.system();
-        let n = sys.n_states();
         let nz = stepper.reversed_len(sys, &traced.state);
         let mut rev = Reverse {
             sys,
@@ -106,9 +169,12 @@ where
             imp_states: Vec::new(),
             imp_w: vec![0.0; n],
             imp_wp: vec![0.0; sys.n_params()],
+            thetas: Vec::new(),
+            dense_cot: Vec::new(),
             stats: Stats::default(),
             recomputed: 0,
             store,
+            cache,
         };
         let n_steps = traced.tape.steps();
         // Reverse segment by segment, from the last forward checkpoint back to y0.
@@ -144,7 +210,7 @@ where
         let memory = MemoryReport {
             n_states: n,
             steps: n_steps,
-            peak_stored_states: rev.store.peak(),
+            peak_stored_states: rev.store.peak() + rev.cache.values.len().div_ceil(n.max(1)),
             store_all_states: n_steps + 1,
             recomputed_steps: rev.recomputed,
         };
@@ -156,6 +222,23 @@ where
             reverse_stats: rev.stats,
             memory,
         })
+    }
+}
+
+/// Computed steps of the forward pass, `len` values each (see [`StepVjp::save_step`]).
+struct StepCache {
+    len: usize,
+    /// Still caching (forward) / every step cached (reverse).
+    on: bool,
+    values: Vec<f64>,
+}
+
+impl StepCache {
+    fn get(&self, n: usize) -> Option<&[f64]> {
+        if !self.on || self.len == 0 {
+            return None;
+        }
+        self.values.get(n * self.len..(n + 1) * self.len)
     }
 }
 
@@ -186,9 +269,13 @@ struct Reverse<'a, S: Vjp, St: StepVjp<S>> {
     imp_states: Vec<Vec<f64>>,
     imp_w: Vec<f64>,
     imp_wp: Vec<f64>,
+    /// `θ`s and cotangents of the interpolated saves inside the step being reversed.
+    thetas: Vec<f64>,
+    dense_cot: Vec<f64>,
     stats: Stats,
     recomputed: usize,
     store: SlotStore,
+    cache: StepCache,
 }
 
 impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
@@ -262,10 +349,15 @@ impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
     /// through the step.
     /// `loaded`: the state already is at boundary `n` (no stored copy needed).
     fn reverse_step(&mut self, n: usize, loaded: bool) -> Result<()> {
-        if !loaded {
-            self.load(n);
+        if let Some(saved) = self.cache.get(n) {
+            // The forward pass's computed step, restored instead of recomputed.
+            self.stepper.load_step(&mut self.state, saved);
+        } else {
+            if !loaded {
+                self.load(n);
+            }
+            self.compute(n)?;
         }
-        self.compute(n)?;
         let b = n + 1;
         self.add_save_cotangents(b);
         let t = self.tape.ts[b];
@@ -318,16 +410,38 @@ impl<S: Vjp, St: StepVjp<S>> Reverse<'_, S, St> {
             self.w[..self.n].copy_from_slice(&self.imp_w);
         }
         let step = self.tape.step(n);
-        self.stepper.step_vjp(
-            self.sys,
-            self.p,
-            &mut self.state,
-            step,
-            &mut self.w,
-            &mut self.w_p,
-            &mut self.work,
-            &mut self.stats,
-        );
+        let inside = self.tape.dense_in(n);
+        if inside.is_empty() {
+            self.stepper.step_vjp(
+                self.sys,
+                self.p,
+                &mut self.state,
+                step,
+                &mut self.w,
+                &mut self.w_p,
+                &mut self.work,
+                &mut self.stats,
+            );
+        } else {
+            self.thetas.clear();
+            self.dense_cot.clear();
+            for d in inside {
+                self.thetas.push(d.theta);
+                self.dense_cot.extend_from_slice(&self.cot[d.save * self.n..][..self.n]);
+            }
+            self.stepper.step_vjp_dense(
+                self.sys,
+                self.p,
+                &mut self.state,
+                step,
+                &self.thetas,
+                &self.dense_cot,
+                &mut self.w,
+                &mut self.w_p,
+                &mut self.work,
+                &mut self.stats,
+            );
+        }
         Ok(())
     }
 

@@ -34,7 +34,9 @@
 //! Save times must be given as [`SaveAt::Times`] (or [`SaveAt::Final`]): the loss is a
 //! function of the solution there. Methods that reverse through steps make the save times
 //! stops of the forward solve (like impulses), so each cotangent enters at a step boundary;
-//! see `docs/decisions/0009-sensitivities.md`.
+//! see `docs/decisions/0009-sensitivities.md`. [`DiscreteAdjoint`] can instead read them from
+//! the dense output and differentiate the interpolant ([`SaveSteps::Interpolate`], for
+//! steppers with [`StepVjp::step_vjp_dense`]; `docs/decisions/0022-*.md`).
 //!
 //! ```
 //! use neurohybrid_solve::sensitivity::{
@@ -140,12 +142,15 @@ mod trace;
 pub use adjoint_system::{AdjointSystem, BacksolveSystem};
 pub use backsolve::BacksolveAdjoint;
 pub use checkpoint::Checkpointing;
-pub use discrete::DiscreteAdjoint;
+pub use discrete::{DiscreteAdjoint, SaveSteps};
 pub use forward::{Column, ForwardSensitivity, SensitivitySystem};
 pub use interpolating::InterpolatingAdjoint;
 pub use loss::{Loss, SquaredMisfit};
 pub use quadrature::QuadratureAdjoint;
-pub use trace::{FrozenSteps, RecordedSteps, Replay, recorded_steps, step_sequence};
+pub use trace::{
+    FrozenSteps, RecordedSteps, Replay, recorded_steps, recorded_steps_with, step_sequence,
+    step_sequence_with,
+};
 
 use crate::error::{Result, SolveError};
 use crate::problem::Problem;
@@ -297,6 +302,61 @@ pub trait StepVjp<S: Vjp + ?Sized>: Stepper<S> {
         work: &mut Self::VjpWork,
         stats: &mut Stats,
     );
+
+    /// Whether [`StepVjp::step_vjp_dense`] is implemented: the stepper can pull cotangents of
+    /// its dense-output values *inside* a step back to the step's inputs, so a
+    /// [`DiscreteAdjoint`] with [`SaveSteps::Interpolate`] need not stop at save times.
+    /// Default `false` (the adjoint then refuses `Interpolate`).
+    fn dense_vjp_supported(&self) -> bool {
+        false
+    }
+
+    /// Like [`StepVjp::step_vjp`], with cotangents of dense-output values inside the step:
+    /// `thetas[j] ∈ (0, 1)` are normalized times `(s − t_n)/(t_{n+1} − t_n)` and
+    /// `cot[j*n..(j+1)*n] = ∂L/∂y(s_j)` for the interpolant [`Stepper::dense`] writes. On
+    /// return `w = ∂L/∂y_n` including the interpolant's dependence on `y_n`, the step's stages
+    /// and `y_{n+1}`. Called only when [`StepVjp::dense_vjp_supported`]; the default handles
+    /// the empty case and panics otherwise (a stepper contract violation, not user input).
+    #[allow(clippy::too_many_arguments)]
+    fn step_vjp_dense(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut Self::State,
+        step: Step,
+        thetas: &[f64],
+        cot: &[f64],
+        w: &mut [f64],
+        w_p: &mut [f64],
+        work: &mut Self::VjpWork,
+        stats: &mut Stats,
+    ) {
+        assert!(
+            thetas.is_empty() && cot.is_empty(),
+            "{}: step_vjp_dense called without dense_vjp_supported()",
+            self.name()
+        );
+        self.step_vjp(system, p, state, step, w, w_p, work, stats)
+    }
+
+    /// Length of a cached computed step ([`StepVjp::save_step`]); 0 (the default): the stepper
+    /// cannot restore one and the reverse pass recomputes every step from its input state.
+    fn step_cache_len(&self, system: &S, state: &Self::State) -> usize {
+        let _ = (system, state);
+        0
+    }
+
+    /// Write the state of a computed step (as left by `step`, before `accept`: input state,
+    /// stages, trial solution) into `out` (length [`StepVjp::step_cache_len`]).
+    fn save_step(&self, state: &Self::State, out: &mut [f64]) {
+        let _ = (state, out);
+    }
+
+    /// Restore a step saved by [`StepVjp::save_step`]: afterwards `state` is exactly as the
+    /// forward `step` left it, so [`StepVjp::step_vjp`] can run without recomputing the stages.
+    fn load_step(&self, state: &mut Self::State, saved: &[f64]) {
+        let _ = (state, saved);
+    }
 
     /// Length of the reversed state (default `n`: one-step methods reverse `y` alone). `w` in
     /// [`StepVjp::step_vjp`] has this length.

@@ -1,14 +1,20 @@
-//! The forward pass of a reverse-mode method: the solve loop of [`crate::solve`], with the
-//! save times made stops (like impulses) and the accepted step sequence recorded.
+//! The forward pass of a reverse-mode method: the solve loop of [`crate::solve`] with the
+//! accepted step sequence recorded, and the save times either made stops (like impulses,
+//! [`SaveSteps::Stop`]) or read from the stepper's dense output inside the steps
+//! ([`SaveSteps::Interpolate`], as `solve` itself does).
 //!
 //! Why a separate loop: a reverse pass needs every accepted `(t, h)`, the state at chosen step
-//! boundaries, and each loss cotangent entering at a step boundary (a save time inside a step
-//! would have to be differentiated through the dense-output polynomial, whose form differs per
-//! stepper). The loop below is `solve`'s, step for step (same controller calls, same stretch to
-//! stops, same failure handling); `tests::traced_loop_matches_solve` keeps them in sync.
+//! boundaries, and where each loss cotangent enters: at a step boundary, or inside step `n` at
+//! a normalized time `θ` (then the reverse step differentiates the dense-output polynomial,
+//! [`StepVjp::step_vjp_dense`]). The loop below is `solve`'s, step for step (same controller
+//! calls, same stretch to stops, same failure handling); `tests::traced_loop_matches_solve`
+//! keeps them in sync, and with `Interpolate` the whole trace equals `solve` with
+//! `SaveAt::Times` bit for bit (`tests::interpolated_trace_is_solve`).
 
 use super::StepVjp;
+use super::discrete::SaveSteps;
 use crate::controller::{Decision, StepSizeController};
+use crate::dense::eval_power_basis;
 use crate::error::Result;
 use crate::problem::{Problem, ScheduledImpulse};
 use crate::save::SaveAt;
@@ -41,6 +47,19 @@ pub(crate) struct Tape {
     pub hs: Vec<f64>,
     /// `(boundary, event)` in the order they happen; boundary `b` is `ts[b]`.
     pub events: Vec<(usize, Event)>,
+    /// Save times read from the dense output inside a step, in save order.
+    pub dense: Vec<DenseSave>,
+}
+
+/// A save time strictly inside an accepted step (interpolated saves only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct DenseSave {
+    /// The step `n` (from `ts[n]` to `ts[n + 1]`).
+    pub step: usize,
+    /// `θ = (s − ts[n]) / (ts[n + 1] − ts[n])`, as `solve` evaluates the interpolant.
+    pub theta: f64,
+    /// Index of the save time.
+    pub save: usize,
 }
 
 impl Tape {
@@ -58,6 +77,13 @@ impl Tape {
         let hi = self.events.partition_point(|e| e.0 <= b);
         &self.events[lo..hi]
     }
+
+    /// The interpolated saves inside step `n` (a contiguous run of `dense`).
+    pub(crate) fn dense_in(&self, n: usize) -> &[DenseSave] {
+        let lo = self.dense.partition_point(|d| d.step < n);
+        let hi = self.dense.partition_point(|d| d.step <= n);
+        &self.dense[lo..hi]
+    }
 }
 
 /// Result of [`traced_solve`].
@@ -68,15 +94,19 @@ pub(crate) struct Traced<T> {
     pub state: T,
 }
 
-/// Solve `problem` landing on every save time, calling `at_boundary(b, state)` with the
-/// stepper's state after every step boundary (after `accept`, impulses and `restart`; `b = 0`
-/// is right after `init`, `state.y() = y0`).
+/// Solve `problem` landing on every save time (`Stop`) or interpolating them (`Interpolate`),
+/// calling `at_boundary(b, state)` with the stepper's state after every step boundary (after
+/// `accept`, impulses and `restart`; `b = 0` is right after `init`, `state.y() = y0`), and
+/// `before_accept(n, state)` with the state of accepted step `n` before `accept` (stages in
+/// place, as [`StepVjp::step_vjp`] needs them).
 pub(crate) fn traced_solve<S, St, C>(
     problem: &Problem<S>,
     stepper: &St,
     controller: &C,
     save_ts: &[f64],
+    saves: SaveSteps,
     mut at_boundary: impl FnMut(usize, &St::State),
+    mut before_accept: impl FnMut(usize, &St::State),
 ) -> Result<Traced<St::State>>
 where
     S: OdeSystem,
@@ -99,9 +129,13 @@ where
     let mut h_mag = initial_step(problem, stepper, controller, &state, &mut stats);
 
     let impulses = problem.impulses_in_span();
-    // Stops: impulse times and save times after t0, merged in integration order, then t1.
+    // Stops: impulse times (and save times after t0 unless interpolated), merged in
+    // integration order, then t1.
+    let interpolate = saves == SaveSteps::Interpolate;
     let mut stops: Vec<f64> = impulses.iter().map(|i| i.t).collect();
-    stops.extend(save_ts.iter().copied().filter(|&s| dir * (s - t0) > 0.0));
+    if !interpolate {
+        stops.extend(save_ts.iter().copied().filter(|&s| dir * (s - t0) > 0.0));
+    }
     stops.sort_by(|a, b| (dir * a).total_cmp(&(dir * b)));
     stops.dedup();
     let mut next_stop = 0;
@@ -119,6 +153,7 @@ where
     at_boundary(0, &state);
     let mut next_impulse = 0;
     let mut scratch = vec![0.0; n];
+    let mut coeffs = if interpolate { vec![0.0; (stepper.dense_degree() + 1) * n] } else { vec![] };
     let mut failures = 0;
     let mut t = t0;
 
@@ -173,8 +208,27 @@ where
             Decision::Accept { h_next } => {
                 failures = 0;
                 let t_new = if hits { stop } else { t + h };
+                // Save times strictly inside the step: from its interpolant (pre-impulse), in
+                // exactly `solve`'s arithmetic.
+                let inside = |s: f64| dir * (s - t_new) < 0.0;
+                let need_dense = interpolate && save_ts.get(next_save).is_some_and(|&s| inside(s));
+                if need_dense {
+                    stepper.dense(sys, p, &mut state, step, &mut coeffs, &mut stats);
+                }
+                before_accept(tape.hs.len(), &state);
                 stats.accepted_steps += 1;
                 h_mag = stepper.accept(sys, p, &mut state, t_new, h_next, &mut stats);
+                if need_dense {
+                    let hh = t_new - t;
+                    while let Some(&s) = save_ts.get(next_save).filter(|&&s| inside(s)) {
+                        let theta = (s - t) / hh;
+                        eval_power_basis(&coeffs, theta, &mut scratch);
+                        ts_saved.push(s);
+                        ys_saved.extend_from_slice(&scratch);
+                        tape.dense.push(DenseSave { step: tape.hs.len(), theta, save: next_save });
+                        next_save += 1;
+                    }
+                }
                 tape.hs.push(h);
                 tape.ts.push(t_new);
                 let b = tape.hs.len();
@@ -212,9 +266,9 @@ where
 }
 
 /// The step boundaries `t_0 < t_1 < … < t_N` that a reverse-mode gradient's forward solve
-/// takes (save times are stops, like impulses). Replaying them with [`FrozenSteps`] solves the
-/// same discrete map, the one [`super::DiscreteAdjoint`] differentiates — what a
-/// finite-difference check of it must perturb.
+/// takes with [`SaveSteps::Stop`] (save times are stops, like impulses; the default of
+/// [`super::DiscreteAdjoint`]). Replaying them with [`FrozenSteps`] solves the same discrete
+/// map, the one the adjoint differentiates — what a finite-difference check of it must perturb.
 pub fn step_sequence<S, St, C>(
     problem: &Problem<S>,
     stepper: &St,
@@ -226,8 +280,26 @@ where
     St: Stepper<S>,
     C: StepSizeController,
 {
+    step_sequence_with(problem, stepper, controller, save_at, SaveSteps::Stop)
+}
+
+/// [`step_sequence`] for the given save mode. With [`SaveSteps::Interpolate`] these are the
+/// steps of `solve` itself (save times do not shorten steps); the same discrete map is
+/// `solve(problem, stepper, &FrozenSteps::new(&ts), save_at)`.
+pub fn step_sequence_with<S, St, C>(
+    problem: &Problem<S>,
+    stepper: &St,
+    controller: &C,
+    save_at: &SaveAt,
+    saves: SaveSteps,
+) -> Result<Vec<f64>>
+where
+    S: OdeSystem,
+    St: Stepper<S>,
+    C: StepSizeController,
+{
     let save_ts = super::save_times("step sequence", problem, save_at)?;
-    let traced = traced_solve(problem, stepper, controller, &save_ts, |_, _| {})?;
+    let traced = traced_solve(problem, stepper, controller, &save_ts, saves, |_, _| {}, |_, _| {})?;
     super::require_success(&traced.solution)?;
     Ok(traced.tape.ts)
 }
@@ -268,11 +340,35 @@ where
     St: StepVjp<S>,
     C: StepSizeController,
 {
+    recorded_steps_with(problem, stepper, controller, save_at, SaveSteps::Stop)
+}
+
+/// [`recorded_steps`] for the given save mode (see [`step_sequence_with`]).
+pub fn recorded_steps_with<S, St, C>(
+    problem: &Problem<S>,
+    stepper: &St,
+    controller: &C,
+    save_at: &SaveAt,
+    saves: SaveSteps,
+) -> Result<RecordedSteps>
+where
+    S: Vjp,
+    St: StepVjp<S>,
+    C: StepSizeController,
+{
     let save_ts = super::save_times("recorded steps", problem, save_at)?;
     let mut controls = Vec::new();
-    let traced = traced_solve(problem, stepper, controller, &save_ts, |_, st| {
-        controls.push(stepper.control(st));
-    })?;
+    let traced = traced_solve(
+        problem,
+        stepper,
+        controller,
+        &save_ts,
+        saves,
+        |_, st| {
+            controls.push(stepper.control(st));
+        },
+        |_, _| {},
+    )?;
     super::require_success(&traced.solution)?;
     Ok(RecordedSteps { ts: traced.tape.ts, controls })
 }
@@ -395,6 +491,33 @@ impl<S: Vjp, St: StepVjp<S>> StepVjp<S> for Replay<St> {
         stats: &mut Stats,
     ) {
         self.inner.step_vjp(system, p, state, step, w, w_p, work, stats)
+    }
+    fn dense_vjp_supported(&self) -> bool {
+        self.inner.dense_vjp_supported()
+    }
+    fn step_vjp_dense(
+        &self,
+        system: &S,
+        p: &[f64],
+        state: &mut St::State,
+        step: Step,
+        thetas: &[f64],
+        cot: &[f64],
+        w: &mut [f64],
+        w_p: &mut [f64],
+        work: &mut St::VjpWork,
+        stats: &mut Stats,
+    ) {
+        self.inner.step_vjp_dense(system, p, state, step, thetas, cot, w, w_p, work, stats)
+    }
+    fn step_cache_len(&self, system: &S, state: &St::State) -> usize {
+        self.inner.step_cache_len(system, state)
+    }
+    fn save_step(&self, state: &St::State, out: &mut [f64]) {
+        self.inner.save_step(state, out)
+    }
+    fn load_step(&self, state: &mut St::State, saved: &[f64]) {
+        self.inner.load_step(state, saved)
     }
     fn reversed_len(&self, system: &S, state: &St::State) -> usize {
         self.inner.reversed_len(system, state)
@@ -602,9 +725,15 @@ mod tests {
         let c = PiController::new(1e-6, 1e-8);
         let sol = solve(&pr, &HeunEuler, &c, &SaveAt::Steps).unwrap();
         let mut boundaries = Vec::new();
-        let tr = traced_solve(&pr, &HeunEuler, &c, &[7.0], |b, st| {
-            boundaries.push((b, st.y().to_vec()))
-        })
+        let tr = traced_solve(
+            &pr,
+            &HeunEuler,
+            &c,
+            &[7.0],
+            SaveSteps::Stop,
+            |b, st| boundaries.push((b, st.y().to_vec())),
+            |_, _| {},
+        )
         .unwrap();
         // Without save times inside the span the step sequence is the solve loop's, bit for bit.
         assert_eq!(tr.tape.ts, sol.ts());
@@ -620,11 +749,39 @@ mod tests {
     fn save_times_become_stops() {
         let pr = Problem::new(Osc, [1.0, 0.0], [], (0.0, 2.0));
         let c = PiController::new(1e-6, 1e-8);
-        let tr = traced_solve(&pr, &HeunEuler, &c, &[0.0, 0.3, 0.3, 2.0], |_, _| {}).unwrap();
+        let saves = [0.0, 0.3, 0.3, 2.0];
+        let tr = traced_solve(&pr, &HeunEuler, &c, &saves, SaveSteps::Stop, |_, _| {}, |_, _| {})
+            .unwrap();
         assert!(tr.tape.ts.contains(&0.3));
         assert_eq!(tr.solution.ts(), &[0.0, 0.3, 0.3, 2.0]);
         assert_eq!(tr.tape.events_at(0), &[(0, Event::Save(0))]);
         let b = tr.tape.ts.iter().position(|&t| t == 0.3).unwrap();
         assert_eq!(tr.tape.events_at(b), &[(b, Event::Save(1)), (b, Event::Save(2))]);
+    }
+
+    #[test]
+    fn interpolated_trace_is_solve() {
+        // Save times inside steps, one at t0, two equal ones, one at t1, and an impulse.
+        let pr = Problem::new(Osc, [1.0, 0.0], [], (0.0, 7.0)).with_impulse(3.0, Scale::all(0.5));
+        let c = PiController::new(1e-6, 1e-8);
+        let saves = vec![0.0, 0.3, 1.7, 1.7, 3.0, 4.25, 7.0];
+        let save = SaveAt::Times(saves.clone());
+        let sol = solve(&pr, &HeunEuler, &c, &save).unwrap();
+        let steps = solve(&pr, &HeunEuler, &c, &SaveAt::Steps).unwrap();
+        let tr =
+            traced_solve(&pr, &HeunEuler, &c, &saves, SaveSteps::Interpolate, |_, _| {}, |_, _| {})
+                .unwrap();
+        assert_eq!(tr.tape.ts, steps.ts(), "save times do not shorten steps");
+        assert_eq!(tr.solution.ts(), sol.ts());
+        assert_eq!(tr.solution.ys(), sol.ys(), "bit for bit");
+        assert_eq!(tr.solution.stats(), sol.stats());
+        let inside: Vec<usize> = tr.tape.dense.iter().map(|d| d.save).collect();
+        assert_eq!(inside, vec![1, 2, 3, 5]);
+        for d in &tr.tape.dense {
+            assert!(d.theta > 0.0 && d.theta < 1.0);
+            let (a, b) = (tr.tape.ts[d.step], tr.tape.ts[d.step + 1]);
+            assert!(a < saves[d.save] && saves[d.save] < b);
+            assert_eq!(tr.tape.dense_in(d.step).iter().filter(|e| e.save == d.save).count(), 1);
+        }
     }
 }

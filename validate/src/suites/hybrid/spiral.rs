@@ -6,7 +6,12 @@
 //!
 //! Model: `dy/dt = MLP(y³)`, MLP 2 → 50 → 2 with tanh, on a batch of 20 windows of 10 points
 //! solved as one system of 40 states (as torchdiffeq and diffrax do: one shared step-size
-//! sequence). Gradients: `neurohybrid_solve::sensitivity::gradient` with the discrete adjoint.
+//! sequence). Gradients: `neurohybrid_solve::sensitivity::gradient` with the discrete adjoint,
+//! its save times interpolated (`SaveSteps::Interpolate`: the steps are those of `solve`, as the
+//! peers' `SaveAt(ts)` / torchdiffeq dense output, and the reverse pass differentiates the
+//! Dopri5 interpolant; ADR 0022), with `Checkpointing::All`, which also caches each computed
+//! step so the reverse pass recomputes none. The adjoint's default (save times as stops,
+//! `Revolve { slots: 64 }`) is replayed too and reported next to it (`stop_mode_*`).
 //!
 //! Pass: the full-trajectory loss (mean |pred − true| over the 1000 points, solved from y0 at
 //! the same tolerances) after 200 iterations is within 1% of 0.31277, the value diffrax and
@@ -19,14 +24,13 @@
 //!
 //! Differences to the peers that do not change the result beyond rounding of the solve: the
 //! training targets are the fixture's DOP853 trajectory (rtol 1e-12) instead of each peer's own
-//! Dopri5 solve, and the save times are stops of the adaptive solve (the discrete adjoint
-//! differentiates through steps that end at them) instead of interpolated.
+//! Dopri5 solve; the gradient is the discrete one (diffrax's checkpointed backprop is too).
 
 use crate::Case;
 use neurohybrid_hybrid::{NeuralOde, TapeMap};
 use neurohybrid_nn::optim::{Optimizer, RmsProp};
 use neurohybrid_nn::{Activation, Layer, Mlp, Pointwise};
-use neurohybrid_solve::sensitivity::{DiscreteAdjoint, gradient};
+use neurohybrid_solve::sensitivity::{Checkpointing, DiscreteAdjoint, SaveSteps, gradient};
 use neurohybrid_solve::{PiController, Problem, SaveAt, solve};
 use neurohybrid_solve_explicit::Dopri5;
 use serde_json::Value;
@@ -37,13 +41,21 @@ const PEER_LOSS: f64 = 0.31277;
 const TARGET_MS: f64 = 0.35;
 
 /// The parts of the fixture the replay needs.
-pub(crate) struct W1 {
+#[derive(Debug, Clone)]
+pub struct W1 {
+    /// Initial MLP weights (nn layout).
     pub params: Vec<f64>,
+    /// Batch start indices per iteration.
     pub batches: Vec<Vec<usize>>,
+    /// The 1000 observation times.
     pub t: Vec<f64>,
+    /// The true trajectory at `t`.
     pub true_y: Vec<[f64; 2]>,
+    /// Points per training window.
     pub batch_time: usize,
+    /// Solver tolerances.
     pub rtol: f64,
+    /// Absolute tolerance.
     pub atol: f64,
 }
 
@@ -56,12 +68,12 @@ fn matrix(v: &Value) -> Vec<Vec<f64>> {
 }
 
 /// The MLP of the demo.
-pub(crate) fn mlp() -> Mlp {
+pub fn mlp() -> Mlp {
     Mlp::new(&[2, 50, 2], Activation::Tanh).expect("a valid MLP")
 }
 
 /// Parse the fixture; PyTorch's `Linear` weights are `[out, in]`, nn's Dense `[in, out]`.
-pub(crate) fn load() -> Result<W1, String> {
+pub fn load() -> Result<W1, String> {
     let f: Value = serde_json::from_str(FIXTURE).map_err(|e| e.to_string())?;
     let net = mlp();
     let blocks = net.param_blocks();
@@ -121,7 +133,7 @@ pub(crate) fn load() -> Result<W1, String> {
 }
 
 /// `dy/dt = MLP(y³)` on `batch` points (state `[batch, 2]` row-major).
-pub(crate) fn model(batch: usize) -> NeuralOde<TapeMap> {
+pub fn model(batch: usize) -> NeuralOde<TapeMap> {
     let net = mlp();
     let map = TapeMap::from_graph(&[batch, 2], net.n_params(), |g, x, w| {
         let x3 = g.powi(x, 3)?;
@@ -129,14 +141,17 @@ pub(crate) fn model(batch: usize) -> NeuralOde<TapeMap> {
         // tanh) instead of matmul + bias + tanh ops: the same arithmetic up to rounding.
         Ok(Pointwise::new(net.clone()).forward(g, x3, w)?)
     })
-    .expect("the spiral model records");
+    .expect("the spiral model records")
+    // Every forward point of a training solve (~44 rhs) stays in the ring, so the adjoint's
+    // VJPs (restored steps, `Checkpointing::All`) replay only the reverse sweep.
+    .with_forward_cache(64);
     NeuralOde::new(map).expect("2 inputs, 2 outputs per point")
 }
 
 /// CPU time of the calling thread in seconds (`/proc/thread-self/schedstat`, nanoseconds on
 /// the CPU), `None` where unavailable. On a machine shared with other jobs the wall time of an
 /// iteration includes time spent waiting for a core; the CPU time does not.
-pub(crate) fn thread_cpu_s() -> Option<f64> {
+pub fn thread_cpu_s() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
     Some(ns * 1e-9)
@@ -146,15 +161,28 @@ pub(crate) fn thread_cpu_s() -> Option<f64> {
 /// (`schedstat` is updated at scheduler ticks, so only a long interval reads it accurately:
 /// over 200 iterations a tick of staleness is ~0.02 ms per iteration).
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Timings {
+pub struct Timings {
+    /// Wall seconds per iteration.
     pub wall: Vec<f64>,
+    /// CPU seconds per iteration over the run.
     pub cpu_mean: Option<f64>,
     /// Summed over the run: accepted steps, forward rhs, reverse rhs, reverse VJPs.
     pub work: [usize; 4],
 }
 
+/// The adjoint of the case: save times interpolated, every computed step cached (40 states ×
+/// ~7 steps: memory is no concern, and the reverse pass then evaluates no right-hand side).
+pub fn adjoint() -> DiscreteAdjoint {
+    DiscreteAdjoint::new(Checkpointing::All).with_saves(SaveSteps::Interpolate)
+}
+
+/// The adjoint before ADR 0022 (the default: save times are stops, `Revolve { slots: 64 }`).
+pub fn stop_mode_adjoint() -> DiscreteAdjoint {
+    DiscreteAdjoint::default()
+}
+
 /// One replay of the 200 iterations: (final params, per-iteration times, last batch loss).
-pub(crate) fn train(w1: &W1, iterations: usize) -> (Vec<f64>, Timings, f64) {
+pub fn train(w1: &W1, iterations: usize, method: DiscreteAdjoint) -> (Vec<f64>, Timings, f64) {
     let batch = w1.batches[0].len();
     let bt = w1.batch_time;
     let ts: Vec<f64> = w1.t[..bt].to_vec();
@@ -163,7 +191,6 @@ pub(crate) fn train(w1: &W1, iterations: usize) -> (Vec<f64>, Timings, f64) {
         Problem::new(model(batch), vec![0.0; 2 * batch], params.clone(), (ts[0], ts[bt - 1]));
     let ctrl = PiController::new(w1.rtol, w1.atol);
     let save = SaveAt::Times(ts);
-    let method = DiscreteAdjoint::default();
     let opt = RmsProp::new(1e-3);
     let mut state = opt.init(params.len()).expect("valid RMSprop settings");
     let mut targets = vec![0.0; bt * batch * 2];
@@ -221,7 +248,7 @@ pub(crate) fn train(w1: &W1, iterations: usize) -> (Vec<f64>, Timings, f64) {
 }
 
 /// Mean |pred − true| over the whole trajectory, solved from y0 with the training tolerances.
-pub(crate) fn full_loss(w1: &W1, params: &[f64]) -> f64 {
+pub fn full_loss(w1: &W1, params: &[f64]) -> f64 {
     let (t0, t1) = (w1.t[0], *w1.t.last().expect("non-empty"));
     let problem = Problem::new(model(1), w1.true_y[0].to_vec(), params.to_vec(), (t0, t1));
     let ctrl = PiController::new(w1.rtol, w1.atol).with_max_steps(1_000_000);
@@ -262,7 +289,7 @@ pub fn run(fast: bool) -> Vec<Case> {
     let (mut medians, mut cpu_medians) = (Vec::new(), Vec::new());
     let mut result = None;
     for _ in 0..repeats {
-        let (params, times, last) = train(&w1, iterations);
+        let (params, times, last) = train(&w1, iterations, adjoint());
         medians.push(median(times.wall.clone()) * 1e3);
         cpu_medians.push(times.cpu_mean.map_or(f64::NAN, |c| c * 1e3));
         result = Some((params, times.wall.len(), last, times.work));
@@ -270,6 +297,11 @@ pub fn run(fast: bool) -> Vec<Case> {
     let (params, done, last, work) = result.expect("at least one run");
     let per = |k: usize| work[k] as f64 / done.max(1) as f64;
     let loss = full_loss(&w1, &params);
+    // The stop-at-save mode, once, for comparison (the state of the art before ADR 0022).
+    let (stop_params, stop_times, _) = train(&w1, iterations, stop_mode_adjoint());
+    let stop_loss = full_loss(&w1, &stop_params);
+    let stop_per = |k: usize| stop_times.work[k] as f64 / stop_times.wall.len().max(1) as f64;
+    let stop_cpu = stop_times.cpu_mean.map_or(-1.0, |c| c * 1e3);
     let rel = (loss - PEER_LOSS).abs() / PEER_LOSS;
     let ms = median(medians.clone());
     let cpu_ms = median(cpu_medians.clone());
@@ -289,6 +321,12 @@ pub fn run(fast: bool) -> Vec<Case> {
             .with_f64("fwd_rhs_per_iter", per(1))
             .with_f64("rev_rhs_per_iter", per(2))
             .with_f64("rev_vjp_per_iter", per(3))
+            .with_f64("stop_mode_full_traj_loss", stop_loss)
+            .with_f64("stop_mode_steps_per_iter", stop_per(0))
+            .with_f64("stop_mode_fwd_rhs_per_iter", stop_per(1))
+            .with_f64("stop_mode_rev_rhs_per_iter", stop_per(2))
+            .with_f64("stop_mode_rev_vjp_per_iter", stop_per(3))
+            .with_f64("stop_mode_cpu_ms_per_iter", stop_cpu)
             .with_f64("ms_per_iter", ms)
             .with("ms_per_iter_runs", medians)
             .with(
