@@ -127,13 +127,25 @@ impl MapInner {
 }
 
 /// FNV-1a over the bits of `x` then `w`.
-fn point_hash(x: &[f64], w: &[f64]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for v in x.iter().chain(w) {
-        h ^= v.to_bits();
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// A cheap key for the forward cache's slot search: FNV-1a over the input only, in four
+/// independent lanes. The parameters are left out on purpose: they change once per training
+/// step while the input changes at every call, so hashing them (hundreds of values, one
+/// serial multiply each) cost more than the forward pass it was saving on the spiral; a hash
+/// match is always confirmed by [`same_point`] over input *and* parameters, so leaving them
+/// out of the hash can cost a comparison, never a wrong hit.
+fn point_hash(x: &[f64]) -> u64 {
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut lanes = [0xcbf2_9ce4_8422_2325_u64; 4];
+    let mut chunks = x.chunks_exact(4);
+    for c in &mut chunks {
+        for (h, v) in lanes.iter_mut().zip(c) {
+            *h = (*h ^ v.to_bits()).wrapping_mul(PRIME);
+        }
     }
-    h
+    for (h, v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *h = (*h ^ v.to_bits()).wrapping_mul(PRIME);
+    }
+    lanes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |acc, h| (acc ^ h).wrapping_mul(PRIME))
 }
 
 fn same_point(key: &[f64], x: &[f64], w: &[f64]) -> bool {
@@ -260,7 +272,7 @@ impl TapeMap {
             return c;
         }
         let slots = inner.ws.len();
-        let hash = if slots > 1 { point_hash(x, w) } else { 0 };
+        let hash = if slots > 1 { point_hash(x) } else { 0 };
         if slots > 1 {
             let found = (0..slots).find(|&k| {
                 inner.valid[k] && inner.hashes[k] == hash && same_point(&inner.keys[k], x, w)
