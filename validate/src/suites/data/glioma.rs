@@ -34,8 +34,20 @@ pub fn run(fast: bool) -> Vec<Case> {
             format!("{} not found: run `cargo xtask fetch-data mni152`", dir.display()),
         )];
     }
+    // The example names its maps relative to the checkout (`../data/mni152/…`); the fetched
+    // copy may live elsewhere (`$NEUROHYBRID_DATA`), and `Scenario::from_path` checks that the
+    // files exist, so point the text at `dir` before parsing.
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/glioma-mni152.toml");
-    let mut scenario = match Scenario::from_path(&example) {
+    let text = match std::fs::read_to_string(&example) {
+        Ok(t) => t.replace("../data/mni152", &dir.to_string_lossy()),
+        Err(e) => {
+            return vec![
+                Case::new(SUITE, "glioma_mni152/load", false)
+                    .with("error", format!("{}: {e}", example.display())),
+            ];
+        }
+    };
+    let mut scenario = match Scenario::from_toml_str(&text) {
         Ok(s) => s,
         Err(e) => {
             return vec![
@@ -43,15 +55,8 @@ pub fn run(fast: bool) -> Vec<Case> {
             ];
         }
     };
-    if let AnatomyConfig::Nifti { wm, gm, csf, mask, downsample, .. } = &mut scenario.anatomy {
-        let name = |p: &PathBuf| dir.join(p.file_name().expect("a map file name"));
-        *wm = name(wm);
-        *gm = name(gm);
-        *csf = name(csf);
-        *mask = mask.as_ref().map(name);
-        if fast {
-            *downsample = 4;
-        }
+    if fast && let AnatomyConfig::Nifti { downsample, .. } = &mut scenario.anatomy {
+        *downsample = 4;
     }
     let label = if fast { "4mm" } else { "2mm" };
     vec![treatment_case(&scenario, label), spread_case(&scenario, label)]
