@@ -261,6 +261,11 @@ impl Metrics {
             self.parameters.iter().map(|(p, v)| parameter_line(p, v)).collect();
         for (name, m) in self.models.iter() {
             for (p, v) in &m.parameters {
+                // A model that reports the shared estimate (the hybrids built on the calibrated
+                // mechanistic parameters) would only repeat the line above.
+                if self.parameters.get(p) == Some(v) {
+                    continue;
+                }
                 lines.push(format!("{name} {}", parameter_line(p, v)));
             }
         }
@@ -393,6 +398,10 @@ mod tests {
         assert!(
             t.contains("\nD_w = 0.1100 [0.09000, 0.1300] mm^2/day (95 % interval, truth 0.1200)")
         );
-        assert!(t.contains("mechanistic D_w = 0.1100"));
+        // The mechanistic model reports the shared estimate: not repeated.
+        assert!(!t.contains("mechanistic D_w"), "{t}");
+        let mut m = sample();
+        m.models.mechanistic.parameters.get_mut("D_w").unwrap().estimate = 0.105;
+        assert!(m.table().contains("mechanistic D_w = 0.1050"));
     }
 }

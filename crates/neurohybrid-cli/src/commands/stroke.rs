@@ -256,6 +256,12 @@ pub fn demo(ctx: &Ctx) -> Result<()> {
     let intro: Vec<&str> = intro.iter().map(String::as_str).collect();
     out.write_index("neurohybrid demo: stroke", &intro, Some(&m))?;
     ctx.println(&m.table());
+    let series = model_metrics(&report, "series")?;
+    ctx.println(&format!(
+        "series hybrid (imaging features -> collateral trajectory): heldout_rmse {:.4}, heldout_dice {:.4}",
+        series.heldout_rmse,
+        series.heldout_dice.unwrap_or(f64::NAN)
+    ));
     ctx.println(&format!(
         "wrote {} files to {}: {}",
         out.files().len(),
