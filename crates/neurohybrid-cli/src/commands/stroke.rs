@@ -11,7 +11,9 @@ use super::{Case, Ctx};
 use crate::error::{CliError, Result};
 use crate::metrics::{Metrics, ModelMetrics, Models, Parameter};
 use crate::output::OutputDir;
-use crate::plot::{Colormap, Field2d, Figure, Heatmap, LinePlot, LineStyle, RED, Series, WHITE};
+use crate::plot::{
+    Colormap, Field2d, Figure, Heatmap, Legend, LinePlot, LineStyle, RED, Series, WHITE,
+};
 use crate::progress::StageBars;
 
 fn field(img: &Image) -> Result<(Field2d, Vec<bool>)> {
@@ -182,7 +184,9 @@ fn figures(out: &mut OutputDir, r: &DemoReport) -> Result<()> {
         Series::new("series hybrid", tc.treat_times.clone(), tc.series_ml.clone())
             .style(LineStyle::Dashed),
     )
-    .vline(r.patient.t_treat, "actual treatment");
+    .vline(r.patient.t_treat, "actual treatment")
+    // The curves rise to a plateau: the lower right is empty.
+    .legend(Legend::LowerRight);
     let vt = &r.volumes_truth;
     let vf = &r.volumes_fitted;
     let vols = LinePlot::new("Core and penumbra over time", "time since onset (h)", "volume (ml)")
