@@ -13,27 +13,7 @@ use neurohybrid_solve::{
     ConstantStep, PiController, Problem, SaveAt, Scale, StepSizeController, Stepper, solve,
 };
 use neurohybrid_solve_explicit::{Bosh3, Dopri5, Heun, Rk4, Tsit5};
-use neurohybrid_testkit::LotkaVolterra;
-
-/// `max_i |a_i − b_i| / max(‖b‖_∞, floor)`.
-fn rel_err(a: &[f64], b: &[f64], floor: f64) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(floor, |m, v| m.max(v.abs()));
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / scale
-}
-
-fn central_fd(f: &dyn Fn(&[f64]) -> f64, x: &[f64], eps: f64) -> Vec<f64> {
-    (0..x.len())
-        .map(|j| {
-            let h = eps * x[j].abs().max(1.0);
-            let mut xp = x.to_vec();
-            xp[j] += h;
-            let fp = f(&xp);
-            xp[j] = x[j] - h;
-            (fp - f(&xp)) / (2.0 * h)
-        })
-        .collect()
-}
+use neurohybrid_testkit::{LotkaVolterra, central_fd, rel_err};
 
 fn interpolating() -> DiscreteAdjoint {
     DiscreteAdjoint::default().with_saves(SaveSteps::Interpolate)

@@ -12,29 +12,8 @@ use neurohybrid_solve::sensitivity::{
 use neurohybrid_solve::{ConstantStep, Impulse, PiController, Problem, SaveAt, solve};
 use neurohybrid_solve_explicit::{Dopri5, Euler, Rk4, Tsit5};
 use neurohybrid_system::{Jvp, OdeSystem, TapeSystem, Vjp};
-use neurohybrid_testkit::{LotkaVolterra, OscillatorBank};
+use neurohybrid_testkit::{LotkaVolterra, OscillatorBank, central_fd, rel_err};
 use proptest::prelude::*;
-
-/// `max_i |a_i − b_i| / max(‖b‖_∞, floor)`.
-fn rel_err(a: &[f64], b: &[f64], floor: f64) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(floor, |m, v| m.max(v.abs()));
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / scale
-}
-
-/// Central differences of `f` at `x` with steps `eps·max(1, |x_j|)`.
-fn central_fd(f: &dyn Fn(&[f64]) -> f64, x: &[f64], eps: f64) -> Vec<f64> {
-    (0..x.len())
-        .map(|j| {
-            let h = eps * x[j].abs().max(1.0);
-            let mut xp = x.to_vec();
-            xp[j] += h;
-            let fp = f(&xp);
-            xp[j] = x[j] - h;
-            (fp - f(&xp)) / (2.0 * h)
-        })
-        .collect()
-}
 
 /// Loss of a tight adaptive solve (`solve` with dense output at the save times).
 fn solved_loss<S: OdeSystem + Clone>(

@@ -41,6 +41,7 @@
 
 mod catalogue;
 mod fisher_kpp;
+mod gradcheck;
 mod order;
 mod oscillator_bank;
 mod problems;
@@ -50,6 +51,7 @@ pub use catalogue::{
     lotka_volterra, robertson, van_der_pol_stiff,
 };
 pub use fisher_kpp::FisherKpp;
+pub use gradcheck::{central_fd, rel_err};
 pub use order::{PowerFit, Result, TestkitError, estimate_order, log_log_fit, max_abs_diff};
 pub use oscillator_bank::OscillatorBank;
 pub use problems::{
