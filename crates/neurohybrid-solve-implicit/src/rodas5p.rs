@@ -1,15 +1,14 @@
 //! Rodas5P on the Rosenbrock engine of [`crate::rosenbrock`].
 //!
-//! The step is the C/h form documented on [`RosenbrockTableau`] (Hairer & Wanner II,
+//! The step is the C/h form documented on [`RosenbrockTableau`](crate::tableaus::RosenbrockTableau) (Hairer & Wanner II,
 //! eq. (7.25), as in OrdinaryDiffEq.jl): one `W = I − hγJ` with the exact `J` at `(tₙ, yₙ)`,
 //! one linear solve per stage, no Newton iteration. `J` is re-evaluated every step (reused by
 //! the retries of a rejected step) and `∂f/∂t` is a forward difference unless the system is
 //! declared autonomous — the same loop as [`crate::Rodas4`], over Rodas5P's 8 stages and 3
 //! dense-output combinations.
 
-use crate::error::Result;
 use crate::rosenbrock::{RosenbrockState, TimeDerivative, rosenbrock_stepper};
-use crate::tableaus::{RODAS5P, RosenbrockTableau};
+use crate::tableaus::RODAS5P;
 use crate::wmatrix::WConfig;
 
 /// Rodas5P (Steinebach 2023): order 5, embedded order 4, stiffly accurate, L-stable, dense
@@ -26,29 +25,4 @@ pub struct Rodas5P {
 /// Working state of a [`Rodas5P`] solve: the engine's [`RosenbrockState`].
 pub type Rodas5PState = RosenbrockState;
 
-impl Rodas5P {
-    /// Rodas5P with finite-difference `∂f/∂t`.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Declares the system autonomous (skips the `∂f/∂t` evaluation).
-    pub fn autonomous(mut self) -> Self {
-        self.time_derivative = TimeDerivative::Autonomous;
-        self
-    }
-
-    /// Linear-backend settings.
-    pub fn with_w_config(mut self, w: WConfig) -> Result<Self> {
-        w.validate()?;
-        self.w = w;
-        Ok(self)
-    }
-
-    /// The coefficients.
-    pub fn tableau(&self) -> &'static RosenbrockTableau {
-        &RODAS5P
-    }
-}
-
-rosenbrock_stepper!(Rodas5P);
+rosenbrock_stepper!(Rodas5P, RODAS5P);

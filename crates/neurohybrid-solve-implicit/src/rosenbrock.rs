@@ -39,7 +39,6 @@
 //! may be approximated by finite differences"). [`TimeDerivative::Autonomous`] declares
 //! `∂f/∂t = 0` and saves that rhs.
 
-use crate::error::Result;
 use crate::tableaus::{RODAS4, RosenbrockTableau};
 use crate::wmatrix::{WConfig, WMatrix};
 use neurohybrid_solve::{Stats, Step, StepOutcome, StepState};
@@ -255,8 +254,41 @@ pub(crate) fn restart(st: &mut RosenbrockState) {
 }
 
 /// `Stepper` for a Rosenbrock method type with `tableau()`, `time_derivative` and `w`.
+/// The configuration methods and the `Stepper` impl of a Rosenbrock method struct
+/// (fields `time_derivative`, `w`) over its tableau: the methods differ only in coefficients.
 macro_rules! rosenbrock_stepper {
-    ($ty:ty) => {
+    ($ty:ty, $tableau:expr) => {
+        impl $ty {
+            /// The method with finite-difference `∂f/∂t`.
+            pub fn new() -> Self {
+                Self::default()
+            }
+
+            /// Declares the system autonomous (skips the `∂f/∂t` evaluation).
+            pub fn autonomous(mut self) -> Self {
+                self.time_derivative = $crate::rosenbrock::TimeDerivative::Autonomous;
+                self
+            }
+
+            /// Linear-backend settings.
+            ///
+            /// # Errors
+            /// An invalid [`WConfig`](crate::WConfig).
+            pub fn with_w_config(
+                mut self,
+                w: $crate::wmatrix::WConfig,
+            ) -> $crate::error::Result<Self> {
+                w.validate()?;
+                self.w = w;
+                Ok(self)
+            }
+
+            /// The coefficients.
+            pub fn tableau(&self) -> &'static $crate::tableaus::RosenbrockTableau {
+                &$tableau
+            }
+        }
+
         impl<S: neurohybrid_system::Jacobian + ?Sized> neurohybrid_solve::Stepper<S> for $ty {
             type State = $crate::rosenbrock::RosenbrockState;
 
@@ -359,29 +391,4 @@ pub struct Rodas4 {
     pub w: WConfig,
 }
 
-impl Rodas4 {
-    /// Rodas4 with finite-difference `∂f/∂t`.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Declares the system autonomous (skips the `∂f/∂t` evaluation).
-    pub fn autonomous(mut self) -> Self {
-        self.time_derivative = TimeDerivative::Autonomous;
-        self
-    }
-
-    /// Linear-backend settings.
-    pub fn with_w_config(mut self, w: WConfig) -> Result<Self> {
-        w.validate()?;
-        self.w = w;
-        Ok(self)
-    }
-
-    /// The coefficients.
-    pub fn tableau(&self) -> &'static RosenbrockTableau {
-        &RODAS4
-    }
-}
-
-rosenbrock_stepper!(Rodas4);
+rosenbrock_stepper!(Rodas4, RODAS4);
