@@ -19,112 +19,29 @@
 //! `{"bench":"fisher_kpp_256_imex","ours_ns":…,"tsit5_ns":…,"speedup":…,"max_abs_err_vs_tight":…}`
 //! and the same for `fisher_kpp_256_bdf`. `FISHER_KPP_M` overrides the grid size (e.g. 64 for a
 //! quick run).
+//!
+//! Then one `fisher_kpp_256_bdf_<solver>_bound` line per sparse direct solver of `W` (LU and
+//! Cholesky, faer's automatic and simplicial paths): its measured numeric refactorization and
+//! solve times, and the largest speedup over Tsit5 any sparse-direct BDF could reach with the
+//! Krylov BDF's step count — one solve per step and a single factorization (ADR 0025).
 
 use criterion::Criterion;
 use neurohybrid_benches::{criterion_median_ns, report_json};
-use neurohybrid_linalg::PreconditionerKind;
+use neurohybrid_linalg::{
+    LinearSolver, PreconditionerKind, SparseCholesky, SparseLu, SparseMatrix, SparsePattern,
+};
 use neurohybrid_mesh::{AssembledDiffusion, Grid};
 use neurohybrid_solve::{
-    PiController, Problem, SaveAt, Solution, Stats, Step, StepOutcome, Stepper, solve,
+    PiController, Problem, SaveAt, Solution, solve,
 };
 use neurohybrid_solve_explicit::Tsit5;
 use neurohybrid_solve_implicit::{
-    Bdf, BdfState, DirkConfig, ImexState, KenCarp4, LinearBackend, Tolerances, WConfig, WMatrix,
+    Bdf, DirkConfig, KenCarp4, LinearBackend, Tolerances, WConfig,
 };
 use neurohybrid_system::{CsrMatrix, Jacobian, OdeSystem, SparsityPattern, Split};
 use neurohybrid_testkit::max_abs_diff;
-use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Duration;
-
-/// Steppers whose state exposes its `WMatrix` (for the Krylov iteration count).
-trait WithW {
-    fn w(&self) -> &WMatrix;
-}
-impl WithW for ImexState {
-    fn w(&self) -> &WMatrix {
-        self.w_matrix()
-    }
-}
-impl WithW for BdfState {
-    fn w(&self) -> &WMatrix {
-        self.w_matrix()
-    }
-}
-
-/// Delegates to `inner` and records, at every accepted step, the Krylov iterations of the
-/// solve so far (`Stats` has no field for them).
-struct CountKrylov<'a, St> {
-    inner: &'a St,
-    iterations: &'a Cell<usize>,
-}
-
-impl<S, St> Stepper<S> for CountKrylov<'_, St>
-where
-    S: OdeSystem,
-    St: Stepper<S>,
-    St::State: WithW,
-{
-    type State = St::State;
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn order(&self) -> usize {
-        self.inner.order()
-    }
-    fn error_order(&self) -> Option<usize> {
-        self.inner.error_order()
-    }
-    fn dense_degree(&self) -> usize {
-        self.inner.dense_degree()
-    }
-    fn control_order(&self, state: &Self::State) -> usize {
-        self.inner.control_order(state)
-    }
-    fn init(&self, system: &S, p: &[f64], t0: f64, y0: &[f64], stats: &mut Stats) -> Self::State {
-        self.inner.init(system, p, t0, y0, stats)
-    }
-    fn step(
-        &self,
-        system: &S,
-        p: &[f64],
-        state: &mut Self::State,
-        step: Step,
-        stats: &mut Stats,
-    ) -> StepOutcome {
-        self.inner.step(system, p, state, step, stats)
-    }
-    fn dense(
-        &self,
-        system: &S,
-        p: &[f64],
-        state: &mut Self::State,
-        step: Step,
-        coeffs: &mut [f64],
-        stats: &mut Stats,
-    ) {
-        self.inner.dense(system, p, state, step, coeffs, stats);
-    }
-    fn accept(
-        &self,
-        system: &S,
-        p: &[f64],
-        state: &mut Self::State,
-        t_new: f64,
-        h_next: f64,
-        stats: &mut Stats,
-    ) -> f64 {
-        let h = self.inner.accept(system, p, state, t_new, h_next, stats);
-        self.iterations.set(state.w().krylov_stats().map_or(0, |k| k.krylov_iterations));
-        h
-    }
-    fn reject(&self, state: &mut Self::State, h_next: f64) -> f64 {
-        self.inner.reject(state, h_next)
-    }
-    fn restart(&self, system: &S, p: &[f64], state: &mut Self::State, t: f64, stats: &mut Stats) {
-        self.inner.restart(system, p, state, t, stats);
-    }
-}
 
 /// `ρ u (1 − u)` per cell, with its diagonal Jacobian (BDF needs the full Jacobian; IMEX never
 /// asks for this one).
@@ -173,6 +90,50 @@ impl Jacobian for Reaction {
 }
 
 type System = Split<AssembledDiffusion, Reaction>;
+
+/// Median wall time of `reps` calls of `f`, in ns.
+fn median_ns(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e9
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
+
+/// Unit costs of a sparse direct `W = I − hγ DΔ` at this size: (numeric refactorization,
+/// solve) medians in ns for `solver`. The symbolic analysis is done before timing (it is paid
+/// once per solve and would only raise the bound below).
+fn direct_costs(w: &SparseMatrix, mut solver: impl LinearSolver<Matrix = SparseMatrix>) -> (f64, f64) {
+    solver.factorize(w).expect("W is nonsingular");
+    let numeric = median_ns(5, || solver.factorize(w).expect("W is nonsingular"));
+    let mut b: Vec<f64> = (0..w.nrows()).map(|i| (i as f64 * 0.01).sin()).collect();
+    let solve = median_ns(11, || solver.solve_in_place(&mut b).expect("factorized"));
+    (numeric, solve)
+}
+
+/// `W = I − hγ A` for the diffusion matrix `A` (the reaction's diagonal changes no cost).
+fn w_of(diffusion: &AssembledDiffusion, hgamma: f64) -> SparseMatrix {
+    let a = diffusion.matrix();
+    let n = a.nrows();
+    let pattern = SparsePattern::new(n, n, a.row_offsets().to_vec(), a.col_indices().to_vec())
+        .and_then(|p| p.with_diagonal())
+        .expect("a valid CSR pattern");
+    let mut w = SparseMatrix::zeros(pattern);
+    for i in 0..n {
+        let (lo, hi) = (a.row_offsets()[i], a.row_offsets()[i + 1]);
+        for (&j, &v) in a.col_indices()[lo..hi].iter().zip(&a.values()[lo..hi]) {
+            let k = w.pattern().position(i, j).expect("W's pattern contains A's");
+            w.values_mut()[k] -= hgamma * v;
+        }
+        let d = w.pattern().diagonal_position(i).expect("with_diagonal");
+        w.values_mut()[d] += 1.0;
+    }
+    w
+}
 
 fn problem(m: usize) -> Problem<System> {
     let dx = 0.5;
@@ -253,9 +214,6 @@ fn main() {
     configure(&mut bdf.w);
     let tight = PiController::new(1e-10, 1e-12).with_max_steps(1_000_000);
 
-    let (iters_imex, iters_bdf) = (Cell::new(0), Cell::new(0));
-    let imex = CountKrylov { inner: &imex, iterations: &iters_imex };
-    let bdf = CountKrylov { inner: &bdf, iterations: &iters_bdf };
     let run_imex = || solve(&pr, &imex, &c_ours, &SaveAt::Final).expect("valid problem");
     let run_bdf = || solve(&pr, &bdf, &c_ours, &SaveAt::Final).expect("valid problem");
     let run_tsit5 = || solve(&pr, &Tsit5, &c, &SaveAt::Final).expect("valid problem");
@@ -282,7 +240,7 @@ fn main() {
     let ((s_imex, w_imex), (s_bdf, w_bdf), (s_tsit5, w_tsit5)) =
         (timed(&run_imex), timed(&run_bdf), timed(&run_tsit5));
     let (e_imex, e_bdf) = (err(&s_imex), err(&s_bdf));
-    let (k_imex, k_bdf) = (iters_imex.get(), iters_bdf.get());
+    let (k_imex, k_bdf) = (s_imex.stats().krylov_iterations, s_bdf.stats().krylov_iterations);
     for (name, s, wall, e, k) in [
         ("imex", &s_imex, w_imex, e_imex, k_imex),
         ("bdf", &s_bdf, w_bdf, e_bdf, k_bdf),
@@ -334,5 +292,36 @@ fn main() {
         }
         // `cargo test --benches` runs each function once without writing estimates.
         _ => eprintln!("fisher_kpp: no criterion estimates found (not a measuring run)"),
+    }
+
+    // Why the benchmark's BDF is Krylov-backed (ADR 0018, 0025): the best a sparse direct BDF
+    // could do at this size. A BDF step needs at least one solve with W, and W at least one
+    // numeric factorization per solve (more as hγ changes: 10 in practice), so
+    // `steps × solve + numeric` is a lower bound on its time, whatever the Newton policy.
+    if let Some(tsit5_ns) = median("tsit5") {
+        let w = w_of(pr.system().stiff(), 1.0);
+        let steps = s_bdf.stats().accepted_steps as f64;
+        for (name, (numeric, solve_ns)) in [
+            ("sparse_lu", direct_costs(&w, SparseLu::new())),
+            ("sparse_lu_simplicial", direct_costs(&w, SparseLu::new().force_simplicial(true))),
+            ("cholesky", direct_costs(&w, SparseCholesky::new())),
+            (
+                "cholesky_simplicial",
+                direct_costs(&w, SparseCholesky::new().force_simplicial(true)),
+            ),
+        ] {
+            let bound = steps * solve_ns + numeric;
+            report_json(
+                &format!("fisher_kpp_{m}_bdf_{name}_bound"),
+                &[
+                    ("numeric_factorization_ns", numeric),
+                    ("solve_ns", solve_ns),
+                    ("bdf_steps", steps),
+                    ("lower_bound_ns", bound),
+                    ("tsit5_ns", tsit5_ns),
+                    ("max_speedup", tsit5_ns / bound),
+                ],
+            );
+        }
     }
 }

@@ -362,6 +362,8 @@ pub struct WMatrix {
     z0: Vec<f64>,
     /// `hγ` of the last Newton solve: the remembered Newton rate belongs to it.
     newton_hgamma: f64,
+    /// Krylov iterations already added to a caller's [`Stats`].
+    krylov_reported: usize,
 }
 
 impl WMatrix {
@@ -431,6 +433,7 @@ impl WMatrix {
             jac_age: 0,
             z0: vec![0.0; n],
             newton_hgamma: f64::NAN,
+            krylov_reported: 0,
         })
     }
 
@@ -614,6 +617,14 @@ impl WMatrix {
         (hgamma / self.hgamma_w - 1.0).abs() > self.config.refactor_threshold
     }
 
+    /// Adds the Krylov iterations run since the last report to `stats.krylov_iterations`.
+    fn report_krylov(&mut self, stats: &mut Stats) {
+        if let Some(k) = self.krylov_stats() {
+            stats.krylov_iterations += k.krylov_iterations.saturating_sub(self.krylov_reported);
+            self.krylov_reported = k.krylov_iterations;
+        }
+    }
+
     /// Overwrites `b` with `W⁻¹ b` (one counted linear solve). A failed solve (non-finite `b`,
     /// or no factorization) is [`StepFailure::SingularMatrix`].
     pub fn solve_in_place(
@@ -631,6 +642,7 @@ impl WMatrix {
                 solver.set_tolerances(rtol, 0.0).and_then(|()| solver.solve_in_place(b))
             }
         };
+        self.report_krylov(stats);
         r.map_err(|_| StepFailure::SingularMatrix)
     }
 
@@ -645,10 +657,9 @@ impl WMatrix {
         if let Backend::Krylov { solver, .. } = &mut self.backend {
             stats.linear_solves += 1;
             let forcing = self.config.krylov.forcing;
-            return solver
-                .set_tolerances(forcing, 0.0)
-                .and_then(|()| solver.solve_in_place(b))
-                .map_err(|_| StepFailure::SingularMatrix);
+            let r = solver.set_tolerances(forcing, 0.0).and_then(|()| solver.solve_in_place(b));
+            self.report_krylov(stats);
+            return r.map_err(|_| StepFailure::SingularMatrix);
         }
         self.solve_in_place(b, stats)
     }
@@ -767,6 +778,7 @@ impl WMatrix {
             }
             _ => self.solve_in_place(&mut b, stats),
         };
+        self.report_krylov(stats);
         if solved.is_ok() {
             z.iter_mut().zip(&b).for_each(|(zi, d)| *zi += d);
         }
@@ -812,6 +824,7 @@ impl WMatrix {
                 self.newton.solve(&mut scaled, solver, z, scale)
             }
         };
+        self.report_krylov(stats);
         let outcome = outcome.map_err(|_| StepFailure::SingularMatrix)?;
         stats.linear_solves += outcome.iters;
         match outcome.status {

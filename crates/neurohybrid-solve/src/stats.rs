@@ -24,8 +24,28 @@ pub struct Stats {
     pub factorizations: usize,
     /// Linear solves with a factorization.
     pub linear_solves: usize,
+    /// Iterations of the Krylov (CG/GMRES) linear solves, summed over all of them (each such
+    /// solve also counts once in `linear_solves`); 0 for direct solvers.
+    pub krylov_iterations: usize,
     /// Impulses applied.
     pub impulses: usize,
+}
+
+impl std::ops::AddAssign for Stats {
+    /// Every counter summed (work of consecutive or nested solves).
+    fn add_assign(&mut self, b: Stats) {
+        self.accepted_steps += b.accepted_steps;
+        self.rejected_steps += b.rejected_steps;
+        self.failed_steps += b.failed_steps;
+        self.rhs_evals += b.rhs_evals;
+        self.jvp_evals += b.jvp_evals;
+        self.vjp_evals += b.vjp_evals;
+        self.jacobian_evals += b.jacobian_evals;
+        self.factorizations += b.factorizations;
+        self.linear_solves += b.linear_solves;
+        self.krylov_iterations += b.krylov_iterations;
+        self.impulses += b.impulses;
+    }
 }
 
 impl Stats {

@@ -2,7 +2,7 @@
 //! (`[y, λ, μ]`), O(1) memory, with a stability check that refuses to return a wrong gradient.
 
 use super::adjoint_system::BacksolveSystem;
-use super::continuous::{add_stats, forward, impulses_back, loss_at, memory};
+use super::continuous::{forward, impulses_back, loss_at, memory};
 use super::{Gradient, Loss, Sensitivity};
 use crate::controller::StepSizeController;
 use crate::error::{Result, SolveError};
@@ -128,7 +128,7 @@ where
                     Problem::new(BacksolveSystem::new(sys, p), x.clone(), Vec::new(), (cur, tau));
                 let sol = solve(&pr, stepper, controller, &SaveAt::Final)?;
                 // Each augmented right-hand side is one f and one VJP.
-                add_stats(&mut rev, sol.stats());
+                rev += *sol.stats();
                 rev.vjp_evals += sol.stats().rhs_evals;
                 if !sol.is_success() {
                     return Err(SolveError::AdjointSolveFailed {

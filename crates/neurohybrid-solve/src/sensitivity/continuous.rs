@@ -128,19 +128,6 @@ impl Forward {
     }
 }
 
-/// `a += b` for every counter.
-pub(crate) fn add_stats(a: &mut Stats, b: &Stats) {
-    a.accepted_steps += b.accepted_steps;
-    a.rejected_steps += b.rejected_steps;
-    a.failed_steps += b.failed_steps;
-    a.rhs_evals += b.rhs_evals;
-    a.jvp_evals += b.jvp_evals;
-    a.vjp_evals += b.vjp_evals;
-    a.jacobian_evals += b.jacobian_evals;
-    a.factorizations += b.factorizations;
-    a.linear_solves += b.linear_solves;
-    a.impulses += b.impulses;
-}
 
 /// Solve `[a, b]` from `y_a` (a piece without impulses); `Err` unless it reaches `b`.
 pub(crate) fn solve_piece<S, St, C>(
@@ -276,7 +263,7 @@ where
             fwd.ys.extend_from_slice(&sol.ys()[..inner.len() * n]);
             (sol, None)
         };
-        add_stats(&mut fwd.stats, sol.stats());
+        fwd.stats += *sol.stats();
         let steps = sol.stats().accepted_steps;
         let dense_values = dense.as_ref().map_or(0, |d| d.n_segments() * (degree + 1) * n);
         fwd.pieces.push(Piece { a, b, y_a: y.clone(), dense, dense_values, steps });
@@ -386,7 +373,7 @@ pub(crate) fn absorb_adjoint_stats(rev: &mut Stats, s: &Stats, jvps_per_jacobian
     s.vjp_evals += s.rhs_evals;
     s.rhs_evals = 0;
     s.jvp_evals += jvps_per_jacobian * s.jacobian_evals;
-    add_stats(rev, &s);
+    *rev += s;
 }
 
 /// Evaluate the loss at the forward save values: `(L, cotangents)`.

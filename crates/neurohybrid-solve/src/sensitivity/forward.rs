@@ -398,7 +398,7 @@ where
                         save_ts[lo..next_save].iter().copied().chain([seg_end]).collect(),
                     ),
                 )?;
-                add_stats(&mut stats, sol.stats());
+                stats += *sol.stats();
                 if !sol.is_success() {
                     return Err(SolveError::ForwardSolveFailed { status: sol.status() });
                 }
@@ -471,15 +471,3 @@ where
     }
 }
 
-fn add_stats(acc: &mut Stats, s: &Stats) {
-    acc.accepted_steps += s.accepted_steps;
-    acc.rejected_steps += s.rejected_steps;
-    acc.failed_steps += s.failed_steps;
-    acc.rhs_evals += s.rhs_evals;
-    acc.jvp_evals += s.jvp_evals;
-    acc.vjp_evals += s.vjp_evals;
-    acc.jacobian_evals += s.jacobian_evals;
-    acc.factorizations += s.factorizations;
-    acc.linear_solves += s.linear_solves;
-    acc.impulses += s.impulses;
-}

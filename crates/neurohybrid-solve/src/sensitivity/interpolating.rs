@@ -3,7 +3,7 @@
 
 use super::adjoint_system::{AdjointSystem, Trajectory};
 use super::continuous::{
-    Forward, absorb_adjoint_stats, add_stats, forward, is_zero, loss_at, memory, solve_piece, sweep,
+    Forward, absorb_adjoint_stats, forward, is_zero, loss_at, memory, solve_piece, sweep,
 };
 use super::{Gradient, Loss, Sensitivity};
 use crate::controller::StepSizeController;
@@ -120,7 +120,7 @@ where
                 &piece.y_a,
                 &SaveAt::Dense,
             )?;
-            add_stats(stats, sol.stats());
+            *stats += *sol.stats();
             recomputed += sol.stats().accepted_steps;
             let d = sol.dense.take().expect("SaveAt::Dense keeps the interpolant");
             peak_dense = peak_dense.max(d.n_segments() * (degree + 1) * n);
