@@ -121,6 +121,8 @@ fn bdf_with_cg_matches_the_direct_backend_on_fisher_kpp() {
     assert!(diff < 1e-6, "BDF direct vs CG: {diff}");
     // W is rebuilt at every new hγ but never factorized: no failed steps from inexact solves.
     assert_eq!(stats.failed_steps, 0, "{stats:?}");
+    // Every CG solve takes at least one iteration, and the solve's Stats carry them.
+    assert!(stats.krylov_iterations >= stats.linear_solves, "{stats:?}");
 }
 
 #[test]
@@ -168,6 +170,10 @@ fn krylov_backend_solves_a_nonsymmetric_w_exactly() {
     }
     let ks = wm.krylov_stats().unwrap();
     assert!(ks.krylov_iterations > 0 && ks.numeric_factorizations == 1, "{ks:?}");
+    // The caller's Stats get exactly the solver's iterations, once.
+    assert_eq!(stats.krylov_iterations, ks.krylov_iterations);
+    wm.solve_in_place(&mut b, &mut stats).unwrap();
+    assert_eq!(stats.krylov_iterations, wm.krylov_stats().unwrap().krylov_iterations);
 }
 
 #[test]
