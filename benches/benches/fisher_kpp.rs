@@ -31,13 +31,9 @@ use neurohybrid_linalg::{
     LinearSolver, PreconditionerKind, SparseCholesky, SparseLu, SparseMatrix, SparsePattern,
 };
 use neurohybrid_mesh::{AssembledDiffusion, Grid};
-use neurohybrid_solve::{
-    PiController, Problem, SaveAt, Solution, solve,
-};
+use neurohybrid_solve::{PiController, Problem, SaveAt, Solution, solve};
 use neurohybrid_solve_explicit::Tsit5;
-use neurohybrid_solve_implicit::{
-    Bdf, DirkConfig, KenCarp4, LinearBackend, Tolerances, WConfig,
-};
+use neurohybrid_solve_implicit::{Bdf, DirkConfig, KenCarp4, LinearBackend, Tolerances, WConfig};
 use neurohybrid_system::{CsrMatrix, Jacobian, OdeSystem, SparsityPattern, Split};
 use neurohybrid_testkit::max_abs_diff;
 use std::hint::black_box;
@@ -107,7 +103,10 @@ fn median_ns(reps: usize, mut f: impl FnMut()) -> f64 {
 /// Unit costs of a sparse direct `W = I − hγ DΔ` at this size: (numeric refactorization,
 /// solve) medians in ns for `solver`. The symbolic analysis is done before timing (it is paid
 /// once per solve and would only raise the bound below).
-fn direct_costs(w: &SparseMatrix, mut solver: impl LinearSolver<Matrix = SparseMatrix>) -> (f64, f64) {
+fn direct_costs(
+    w: &SparseMatrix,
+    mut solver: impl LinearSolver<Matrix = SparseMatrix>,
+) -> (f64, f64) {
     solver.factorize(w).expect("W is nonsingular");
     let numeric = median_ns(5, || solver.factorize(w).expect("W is nonsingular"));
     let mut b: Vec<f64> = (0..w.nrows()).map(|i| (i as f64 * 0.01).sin()).collect();
@@ -305,10 +304,7 @@ fn main() {
             ("sparse_lu", direct_costs(&w, SparseLu::new())),
             ("sparse_lu_simplicial", direct_costs(&w, SparseLu::new().force_simplicial(true))),
             ("cholesky", direct_costs(&w, SparseCholesky::new())),
-            (
-                "cholesky_simplicial",
-                direct_costs(&w, SparseCholesky::new().force_simplicial(true)),
-            ),
+            ("cholesky_simplicial", direct_costs(&w, SparseCholesky::new().force_simplicial(true))),
         ] {
             let bound = steps * solve_ns + numeric;
             report_json(

@@ -128,7 +128,6 @@ impl Forward {
     }
 }
 
-
 /// Solve `[a, b]` from `y_a` (a piece without impulses); `Err` unless it reaches `b`.
 pub(crate) fn solve_piece<S, St, C>(
     sys: &S,

@@ -470,4 +470,3 @@ where
         Ok(Gradient { value, dl_dy0, dl_dp, solution, reverse_stats, memory })
     }
 }
-
