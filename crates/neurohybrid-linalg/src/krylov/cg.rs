@@ -1,7 +1,7 @@
 //! Preconditioned conjugate gradients.
 
 use crate::error::{Result, check_finite, check_len};
-use crate::krylov::operator::{LinearOperator, Preconditioner, Transposed, dot, norm2};
+use crate::krylov::operator::{LinearOperator, Preconditioner, Transposed, dot, lanes_sum, norm2};
 use crate::krylov::{KrylovConfig, KrylovOutcome, KrylovStatus};
 
 /// Preconditioned conjugate gradients for symmetric positive definite operators (Saad,
@@ -67,7 +67,7 @@ impl Cg {
             a.apply(x, &mut self.r);
             self.r.iter_mut().zip(b).for_each(|(ri, bi)| *ri = bi - *ri);
         }
-        let rr0: f64 = self.r.iter().map(|v| v * v).sum();
+        let rr0 = dot(&self.r, &self.r);
         let mut rr = rr0;
         let mut rz = if identity {
             self.p.copy_from_slice(&self.r);
@@ -98,14 +98,7 @@ impl Cg {
                 return Ok(KrylovOutcome::new(KrylovStatus::Breakdown, iterations, res));
             }
             let alpha = rz / pq;
-            rr = 0.0;
-            for ((xi, pi), (ri, qi)) in
-                x.iter_mut().zip(&self.p).zip(self.r.iter_mut().zip(&self.q))
-            {
-                *xi += alpha * pi;
-                *ri -= alpha * qi;
-                rr += *ri * *ri;
-            }
+            rr = update_and_norm(alpha, &self.p, &self.q, x, &mut self.r);
             let rz_new = if identity {
                 rr
             } else {
@@ -135,10 +128,63 @@ impl Cg {
     }
 }
 
+/// `x += αp`, `r −= αq` and the new `‖r‖²` in one pass, with the reduction in eight lanes
+/// (see [`dot`]).
+fn update_and_norm(alpha: f64, p: &[f64], q: &[f64], x: &mut [f64], r: &mut [f64]) -> f64 {
+    const L: usize = 8;
+    let n = x.len();
+    let full = n - n % L;
+    let (x_body, x_tail) = x.split_at_mut(full);
+    let (r_body, r_tail) = r.split_at_mut(full);
+    let mut acc = [0.0; L];
+    for ((xc, pc), (rc, qc)) in x_body
+        .chunks_exact_mut(L)
+        .zip(p[..full].chunks_exact(L))
+        .zip(r_body.chunks_exact_mut(L).zip(q[..full].chunks_exact(L)))
+    {
+        for l in 0..L {
+            xc[l] += alpha * pc[l];
+            rc[l] -= alpha * qc[l];
+            acc[l] += rc[l] * rc[l];
+        }
+    }
+    let mut rr = lanes_sum(&acc);
+    for ((xi, pi), (ri, qi)) in
+        x_tail.iter_mut().zip(&p[full..]).zip(r_tail.iter_mut().zip(&q[full..]))
+    {
+        *xi += alpha * pi;
+        *ri -= alpha * qi;
+        rr += *ri * *ri;
+    }
+    rr
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{IdentityPreconditioner, SparseMatrix};
+
+    #[test]
+    fn lane_reductions_match_the_sequential_ones_for_every_tail_length() {
+        for n in [0, 1, 7, 8, 9, 19, 64, 67] {
+            let v = |k: f64| (0..n).map(|i| ((i as f64 + k) * 0.37).sin()).collect::<Vec<_>>();
+            let (p, q) = (v(1.0), v(2.0));
+            let (mut x, mut r) = (v(3.0), v(4.0));
+            let (mut x2, mut r2) = (x.clone(), r.clone());
+            let alpha = 0.3;
+            let rr = update_and_norm(alpha, &p, &q, &mut x, &mut r);
+            let mut rr2 = 0.0;
+            for i in 0..n {
+                x2[i] += alpha * p[i];
+                r2[i] -= alpha * q[i];
+                rr2 += r2[i] * r2[i];
+            }
+            assert_eq!((x, &r), (x2, &r2), "n = {n}");
+            assert!((rr - rr2).abs() <= 1e-14 * rr2.max(1.0), "n = {n}: {rr} vs {rr2}");
+            let d: f64 = p.iter().zip(&r).map(|(a, b)| a * b).sum();
+            assert!((dot(&p, &r) - d).abs() <= 1e-14 * n as f64, "n = {n}");
+        }
+    }
 
     #[test]
     fn spd_2x2_converges_in_at_most_two_iterations() {

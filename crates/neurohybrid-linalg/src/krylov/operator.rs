@@ -143,7 +143,26 @@ impl Preconditioner for IdentityPreconditioner {
 
 /// Euclidean dot product.
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    // Eight partial sums: one running sum is bound by the floating-point add latency (about
+    // one element per four cycles, ~40 % of a 5-point product's time at n = 65 536 in the CG
+    // loop); independent lanes let the loop vectorize and run at memory speed. The result
+    // differs from a sequential sum by rounding only.
+    const L: usize = 8;
+    let n = a.len().min(b.len());
+    let full = n - n % L;
+    let mut acc = [0.0; L];
+    for (x, y) in a[..full].chunks_exact(L).zip(b[..full].chunks_exact(L)) {
+        for l in 0..L {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f64 = a[full..n].iter().zip(&b[full..n]).map(|(x, y)| x * y).sum();
+    lanes_sum(&acc) + tail
+}
+
+/// `Σ acc` pairwise (lane sums of a vectorized reduction).
+pub(crate) fn lanes_sum(acc: &[f64; 8]) -> f64 {
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 }
 
 /// Euclidean norm.
