@@ -50,7 +50,9 @@ fn report(name: &str) {
             report_json(name, &[("ours_ns", ours), ("dfdx_ns", theirs), ("ratio", theirs / ours)])
         }
         // `cargo test --benches` runs each function once without writing estimates.
-        _ => eprintln!("{name}: no criterion estimates found (not a measuring run)"),
+        _ => eprintln!(
+            "{name}: no fresh criterion estimates for every function (a test or filtered run)"
+        ),
     }
 }
 

@@ -290,7 +290,9 @@ fn main() {
             }
         }
         // `cargo test --benches` runs each function once without writing estimates.
-        _ => eprintln!("fisher_kpp: no criterion estimates found (not a measuring run)"),
+        _ => eprintln!(
+            "fisher_kpp: no fresh criterion estimates for every function (a test or filtered run)"
+        ),
     }
 
     // Why the benchmark's BDF is Krylov-backed (ADR 0018, 0025): the best a sparse direct BDF

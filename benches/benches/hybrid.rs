@@ -88,7 +88,9 @@ fn main() {
     for (id, name, method) in modes {
         let Some(ns) = criterion_median_ns("w1", id) else {
             // `cargo test --benches` runs each function once without writing estimates.
-            eprintln!("w1: no criterion estimates found (not a measuring run)");
+            eprintln!(
+                "w1: no fresh criterion estimates for every function (a test or filtered run)"
+            );
             return;
         };
         let ms = ns / ITERATIONS as f64 * 1e-6;

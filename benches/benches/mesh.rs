@@ -96,6 +96,8 @@ fn main() {
             ],
         ),
         // `cargo test --benches` runs each function once without writing estimates.
-        _ => eprintln!("mesh_diffusion_apply: no criterion estimates found (not a measuring run)"),
+        _ => eprintln!(
+            "mesh_diffusion_apply: no fresh criterion estimates for every function (a test or filtered run)"
+        ),
     }
 }

@@ -68,7 +68,9 @@ fn report(group: &str, ids: &[&str]) {
             report_json(group, &fields);
         }
         // `cargo test --benches` runs each function once without writing estimates.
-        _ => eprintln!("{group}: no criterion estimates found (not a measuring run)"),
+        _ => eprintln!(
+            "{group}: no fresh criterion estimates for every function (a test or filtered run)"
+        ),
     }
 }
 

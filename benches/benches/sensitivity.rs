@@ -251,7 +251,7 @@ fn main() {
 
     let Some(f) = criterion_median_ns("w2", "forward") else {
         // `cargo test --benches` runs each function once without writing estimates.
-        eprintln!("w2: no criterion estimates found (not a measuring run)");
+        eprintln!("w2: no fresh criterion estimates for every function (a test or filtered run)");
         return;
     };
     report_json("w2_forward", &[("ours_ns", f), ("diffsol_ns", 7.2e6), ("ratio", f / 7.2e6)]);

@@ -41,7 +41,9 @@ fn main() {
         ),
         // `cargo test --benches` runs each function once without writing estimates.
         None => {
-            eprintln!("lotka_volterra_dopri5: no criterion estimates found (not a measuring run)")
+            eprintln!(
+                "lotka_volterra_dopri5: no fresh criterion estimates for every function (a test or filtered run)"
+            )
         }
     }
 }

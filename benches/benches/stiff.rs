@@ -57,7 +57,9 @@ fn main() {
                 ],
             ),
             // `cargo test --benches` runs each function once without writing estimates.
-            None => eprintln!("robertson_1e5_{id}: no criterion estimates (not a measuring run)"),
+            None => eprintln!(
+                "robertson_1e5_{id}: no fresh criterion estimates (a test or filtered run)"
+            ),
         }
     }
 }

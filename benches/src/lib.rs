@@ -25,11 +25,40 @@ fn criterion_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// The median (ns) of criterion benchmark `group/id` from its latest run
+/// When this process started, where the OS says so (Linux: `btime` of `/proc/stat` plus the
+/// `starttime` field of `/proc/self/stat`, in the fixed 100 Hz `USER_HZ` of procfs). `btime`
+/// is rounded down to whole seconds, so this is at most one second early, never late: every
+/// file this process writes is newer. `None` elsewhere.
+fn process_start() -> Option<std::time::SystemTime> {
+    let btime: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Field 2 (the command) is parenthesised and may hold spaces; field 22 is the start.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = after_comm.split_whitespace().nth(19)?.parse().ok()?;
+    Some(
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(btime)
+            + std::time::Duration::from_millis(ticks * 10),
+    )
+}
+
+/// The median (ns) of criterion benchmark `group/id` measured by *this* run
 /// (`<criterion dir>/<group>/<id>/new/estimates.json`, field `median.point_estimate`).
+/// Estimates written before the process started are ignored: a run filtered to some of a
+/// group's functions must not report the others' old numbers as if they were fresh.
 pub fn criterion_median_ns(group: &str, id: &str) -> Option<f64> {
+    let start = process_start();
     criterion_dirs().into_iter().find_map(|dir| {
         let path = dir.join(group).join(id).join("new").join("estimates.json");
+        if let (Some(start), Ok(written)) =
+            (start, std::fs::metadata(&path).and_then(|m| m.modified()))
+            && written < start
+        {
+            return None;
+        }
         let text = std::fs::read_to_string(path).ok()?;
         let json: serde_json::Value = serde_json::from_str(&text).ok()?;
         json.get("median")?.get("point_estimate")?.as_f64()
