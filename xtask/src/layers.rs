@@ -21,7 +21,8 @@ use std::fmt;
 pub enum Layer {
     /// A library layer, L0 at the bottom.
     L(u8),
-    /// Dev-only support (testkit): may depend on libraries, only ever a dev-dependency.
+    /// Dev-only support (testkit, alloc-count): may depend on libraries, only ever a
+    /// dev-dependency.
     Dev,
     /// Automation and measurement (xtask, benches, validate).
     Tool,
@@ -44,6 +45,7 @@ pub const TABLE: &[(&str, Layer)] = &[
     ("neurohybrid", Layer::L(6)),
     ("neurohybrid-cli", Layer::L(6)),
     ("neurohybrid-testkit", Layer::Dev),
+    ("neurohybrid-alloc-count", Layer::Dev),
     ("xtask", Layer::Tool),
     ("neurohybrid-benches", Layer::Tool),
     ("neurohybrid-validate", Layer::Tool),

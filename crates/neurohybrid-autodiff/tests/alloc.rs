@@ -4,39 +4,12 @@
 //!
 //! Its own test binary, because the allocator is process-wide.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::Arc;
-
+use neurohybrid_alloc_count::{Counting, allocations};
 use neurohybrid_autodiff::{Csr, CustomOp, Graph, Result};
-
-struct Counting;
-
-thread_local! {
-    /// Allocations made by this thread (the test harness's own threads are not counted).
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use std::sync::Arc;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    COUNT.with(|c| c.get())
-}
 
 /// Softsign `x / (1 + |x|)` as a custom op.
 struct Softsign;
@@ -67,7 +40,7 @@ impl CustomOp for Softsign {
 
 /// Builds the test graph (with a 100×100 faer-path matmul when `with_big`) and runs warm-up
 /// plus 10 counted replays; returns the allocations of (warm-up, counted replays).
-fn count_replay_allocations(with_big: bool) -> (u64, u64) {
+fn count_replay_allocations(with_big: bool) -> (usize, usize) {
     let (batch, width, big) = (20, 50, 100);
     let mut g = Graph::new();
     let x = g.input("x", &[batch, 2]).unwrap();

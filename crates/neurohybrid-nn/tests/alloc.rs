@@ -4,39 +4,12 @@
 //!
 //! Its own test binary, because the allocator is process-wide.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
+use neurohybrid_alloc_count::{Counting, allocations};
 use neurohybrid_autodiff::{Graph, Tape};
 use neurohybrid_nn::{Activation, Conv, Init, Layer, Mlp, Pointwise, Sequential, initialize};
 
-struct Counting;
-
-thread_local! {
-    /// Allocations made by this thread (the calling thread of a replay).
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    COUNT.with(|c| c.get())
-}
 
 fn tape(layer: &dyn Layer, x_shape: &[usize]) -> Tape {
     let mut g = Graph::new();

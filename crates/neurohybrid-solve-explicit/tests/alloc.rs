@@ -1,44 +1,16 @@
 //! A step allocates nothing after `init`: counted with a global allocator (its own test binary,
 //! so no other test's allocations interfere; the single test keeps the count deterministic).
 
+use neurohybrid_alloc_count::{Counting, allocations};
 use neurohybrid_solve::{
     ConstantStep, PiController, Problem, SaveAt, Stats, Step, StepState, Stepper, solve,
 };
 use neurohybrid_solve_explicit::{Bosh3, Dopri5, Euler, Heun, Rk4, Tsit5};
 use neurohybrid_system::OdeSystem;
 use neurohybrid_testkit::{LotkaVolterra, lotka_volterra};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-// Per thread, so tests running in parallel do not see each other's allocations.
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-fn count() {
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
 
 /// Drive the stepper by hand through the full contract (step, dense, accept, restart).
 fn steps_allocate_nothing<St: Stepper<LotkaVolterra>>(st: &St) {

@@ -1,28 +1,10 @@
 //! After `init`, BDF and Rodas4 steps (step, dense, accept, reject, restart) allocate nothing on
 //! the dense-LU path. Own test binary: it installs a counting global allocator.
 
+use neurohybrid_alloc_count::{Counting, allocations};
 use neurohybrid_solve::{Stats, Step, StepOutcome, StepState, Stepper};
 use neurohybrid_solve_implicit::{Bdf, Rodas4, Tolerances};
 use neurohybrid_testkit::{Robertson, robertson};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -58,9 +40,9 @@ fn allocations_after_init<St: Stepper<Robertson>>(stepper: &St, h0: f64) -> (usi
             }
         };
     run(20, &mut state, &mut stats, &mut t, &mut h);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocations();
     run(300, &mut state, &mut stats, &mut t, &mut h);
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = allocations();
     assert!(state.y().iter().all(|v| v.is_finite()) && t > 0.0);
     (after - before, stats.accepted_steps + stats.jacobian_evals)
 }

@@ -5,41 +5,14 @@
 //! on its first solve (`Vec::resize` from empty). Everything after — steps with changing `h`
 //! (refactorizations), dense output, accepts, impulses with Jacobian refreshes — is counted.
 
+use neurohybrid_alloc_count::{Counting, allocations};
 use neurohybrid_solve::{Stats, Step, StepState, Stepper};
 use neurohybrid_solve_implicit::{Esdirk4, ImplicitEuler, KenCarp4, Kvaerno5, TrBdf2};
 use neurohybrid_system::{CsrMatrix, Jacobian, OdeSystem, SparsityPattern, Split, dense_pattern};
 use neurohybrid_testkit::{Robertson, robertson};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-fn count() {
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
 
 /// Drive a stepper by hand through the whole contract with a varying step size.
 fn steps_allocate_nothing<S: OdeSystem, St: Stepper<S>>(st: &St, sys: &S, p: &[f64], y0: &[f64]) {

@@ -1,30 +1,12 @@
 //! `TapeSystem` against hand-written derivatives of a forced Lotka–Volterra model, signature
 //! validation, and allocation-free replays (counting global allocator: this binary only).
 
+use neurohybrid_alloc_count::{Counting, allocations};
 use neurohybrid_autodiff::Graph;
 use neurohybrid_system::{
     ColoredJacobian, Jacobian, Jvp, OdeSystem, SystemError, TapeSystem, Vjp, dense_pattern,
 };
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
-struct Counting;
-// Per thread, so tests running in parallel do not see each other's allocations.
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-fn count() {
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
@@ -73,7 +55,7 @@ fn replays_match_hand_derivatives_without_allocating() {
     let mut dy = [0.0; 2];
     let (mut wy, mut wp, mut jv) = ([0.0; 2], [0.0; 4], [0.0; 2]);
     let mut jac = sys.jacobian_matrix();
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = allocations();
     for k in 0..100 {
         let yk = [y[0] + 1e-3 * k as f64, y[1]]; // a new point each time: no cached forward
         sys.rhs(t, &yk, &p, &mut dy);
@@ -81,7 +63,7 @@ fn replays_match_hand_derivatives_without_allocating() {
         sys.jvp(t, &yk, &p, &vy, &vp, &mut jv);
         sys.jacobian(t, &yk, &p, &mut jac);
     }
-    assert_eq!(ALLOCATIONS.with(Cell::get) - before, 0, "replays allocate nothing");
+    assert_eq!(allocations() - before, 0, "replays allocate nothing");
 
     sys.rhs(t, &y, &p, &mut dy);
     let expect = hand_rhs(t, &y, &p);
