@@ -5,6 +5,9 @@
 //! strategies, for the method's own interpolant (Tsit5, Dopri5), FSAL cubic Hermite (Bosh3) and
 //! non-FSAL cubic Hermite (Heun, RK4, fixed steps).
 
+mod common;
+
+use common::loss_of_solve;
 use neurohybrid_solve::sensitivity::{
     Checkpointing, DiscreteAdjoint, ForwardSensitivity, FrozenSteps, Loss, SaveSteps,
     SquaredMisfit, StepVjp, gradient, step_sequence, step_sequence_with,
@@ -46,14 +49,10 @@ fn frozen_loss<St: Stepper<LotkaVolterra>>(
     save: &SaveAt,
     loss: &dyn Loss,
 ) -> f64 {
-    let mut q = problem();
-    q.y0_mut().copy_from_slice(y0);
-    q.params_mut().copy_from_slice(p);
-    let sol = solve(&q, stepper, &FrozenSteps::new(ts), save).unwrap();
-    assert!(sol.is_success());
-    assert_eq!(sol.stats().accepted_steps, ts.len() - 1, "the frozen replay takes the same steps");
-    let mut cot = vec![0.0; sol.ys().len()];
-    loss.value_and_cotangents(sol.ts(), sol.ys(), &mut cot)
+    let frozen = FrozenSteps::new(ts);
+    let (value, steps) = loss_of_solve(&problem(), stepper, &frozen, y0, p, save, loss);
+    assert_eq!(steps, ts.len() - 1, "the frozen replay takes the same steps");
+    value
 }
 
 /// Adjoint (interpolated saves) vs FD of the frozen discrete map, ≤ 1e-7.

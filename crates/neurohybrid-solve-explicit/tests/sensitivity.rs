@@ -4,12 +4,15 @@
 //! parameters; a hybrid MLP right-hand side through `TapeSystem`; checkpoint memory bounds.
 #![allow(clippy::needless_range_loop)] // the matrix test systems index like their formulas
 
+mod common;
+
+use common::loss_of_solve;
 use neurohybrid_autodiff::Graph;
 use neurohybrid_solve::sensitivity::{
     Checkpointing, DiscreteAdjoint, ForwardSensitivity, FrozenSteps, Gradient, Loss, SquaredMisfit,
     gradient, step_sequence,
 };
-use neurohybrid_solve::{ConstantStep, Impulse, PiController, Problem, SaveAt, solve};
+use neurohybrid_solve::{ConstantStep, Impulse, PiController, Problem, SaveAt};
 use neurohybrid_solve_explicit::{Dopri5, Euler, Rk4, Tsit5};
 use neurohybrid_system::{Jvp, OdeSystem, TapeSystem, Vjp};
 use neurohybrid_testkit::{LotkaVolterra, OscillatorBank, central_fd, rel_err};
@@ -24,15 +27,8 @@ fn solved_loss<S: OdeSystem + Clone>(
     save: &[f64],
     loss: &dyn Loss,
 ) -> f64 {
-    let mut q = pr.clone();
-    q.y0_mut().copy_from_slice(y0);
-    q.params_mut().copy_from_slice(p);
-    let sol =
-        solve(&q, &Tsit5, &PiController::new(rtol, rtol * 1e-2), &SaveAt::Times(save.to_vec()))
-            .unwrap();
-    assert!(sol.is_success());
-    let mut cot = vec![0.0; sol.ys().len()];
-    loss.value_and_cotangents(sol.ts(), sol.ys(), &mut cot)
+    let ctrl = PiController::new(rtol, rtol * 1e-2);
+    loss_of_solve(pr, &Tsit5, &ctrl, y0, p, &SaveAt::Times(save.to_vec()), loss).0
 }
 
 /// Loss of the discrete map with the step boundaries `ts` frozen.
@@ -44,13 +40,9 @@ fn frozen_loss<S: Vjp + Clone>(
     save: &SaveAt,
     loss: &dyn Loss,
 ) -> f64 {
-    let mut q = pr.clone();
-    q.y0_mut().copy_from_slice(y0);
-    q.params_mut().copy_from_slice(p);
-    let g = gradient(&q, &Tsit5, &FrozenSteps::new(ts), save, loss, &DiscreteAdjoint::default())
-        .unwrap();
-    assert_eq!(g.memory.steps, ts.len() - 1, "the frozen replay takes the same steps");
-    g.value
+    let (value, steps) = loss_of_solve(pr, &Tsit5, &FrozenSteps::new(ts), y0, p, save, loss);
+    assert_eq!(steps, ts.len() - 1, "the frozen replay takes the same steps");
+    value
 }
 
 /// The three checks every problem gets: forward vs FD of the continuous loss, discrete adjoint
