@@ -36,6 +36,7 @@ use neurohybrid_solve_explicit::Tsit5;
 use neurohybrid_solve_implicit::{Bdf, DirkConfig, KenCarp4, LinearBackend, Tolerances, WConfig};
 use neurohybrid_system::{CsrMatrix, Jacobian, OdeSystem, SparsityPattern, Split};
 use neurohybrid_testkit::max_abs_diff;
+use neurohybrid_validate::thread_cpu_s;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -226,15 +227,11 @@ fn main() {
     // One run each, timed by this thread's on-CPU time (Linux `schedstat`, ns) where
     // available: on a loaded machine it is far steadier than wall time. Criterion's wall-time
     // medians below are the reported numbers.
-    let cpu_ns = || -> Option<f64> {
-        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-        s.split_whitespace().next()?.parse().ok()
-    };
     let timed = |f: &dyn Fn() -> Solution| {
-        let (start, cpu0) = (std::time::Instant::now(), cpu_ns());
+        let (start, cpu0) = (std::time::Instant::now(), thread_cpu_s());
         let s = f();
         let wall = start.elapsed().as_secs_f64();
-        (s, cpu_ns().zip(cpu0).map_or(wall, |(b, a)| (b - a) * 1e-9))
+        (s, thread_cpu_s().zip(cpu0).map_or(wall, |(b, a)| b - a))
     };
     let ((s_imex, w_imex), (s_bdf, w_bdf), (s_tsit5, w_tsit5)) =
         (timed(&run_imex), timed(&run_bdf), timed(&run_tsit5));

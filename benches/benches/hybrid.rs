@@ -22,8 +22,9 @@ use criterion::Criterion;
 use neurohybrid_benches::{criterion_median_ns, report_json};
 use neurohybrid_solve::sensitivity::DiscreteAdjoint;
 use neurohybrid_validate::suites::hybrid::spiral::{
-    W1, adjoint, full_loss, load, stop_mode_adjoint, thread_cpu_s, train,
+    W1, adjoint, full_loss, load, stop_mode_adjoint, train,
 };
+use neurohybrid_validate::thread_cpu_s;
 use std::hint::black_box;
 use std::time::Duration;
 

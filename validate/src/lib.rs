@@ -23,6 +23,15 @@ use std::fmt;
 
 pub mod suites;
 
+/// CPU time of the calling thread in seconds (`/proc/thread-self/schedstat`, nanoseconds on
+/// the CPU), `None` where unavailable. On a machine shared with other jobs the wall time of an
+/// iteration includes time spent waiting for a core; the CPU time does not.
+pub fn thread_cpu_s() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns * 1e-9)
+}
+
 /// One case of a validation suite: its name, whether it passed and the numbers it measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {

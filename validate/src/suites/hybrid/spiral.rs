@@ -26,7 +26,7 @@
 //! training targets are the fixture's DOP853 trajectory (rtol 1e-12) instead of each peer's own
 //! Dopri5 solve; the gradient is the discrete one (diffrax's checkpointed backprop is too).
 
-use crate::Case;
+use crate::{Case, thread_cpu_s};
 use neurohybrid_hybrid::{NeuralOde, TapeMap};
 use neurohybrid_nn::optim::{Optimizer, RmsProp};
 use neurohybrid_nn::{Activation, Layer, Mlp, Pointwise};
@@ -146,15 +146,6 @@ pub fn model(batch: usize) -> NeuralOde<TapeMap> {
     // VJPs (restored steps, `Checkpointing::All`) replay only the reverse sweep.
     .with_forward_cache(64);
     NeuralOde::new(map).expect("2 inputs, 2 outputs per point")
-}
-
-/// CPU time of the calling thread in seconds (`/proc/thread-self/schedstat`, nanoseconds on
-/// the CPU), `None` where unavailable. On a machine shared with other jobs the wall time of an
-/// iteration includes time spent waiting for a core; the CPU time does not.
-pub fn thread_cpu_s() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
-    Some(ns * 1e-9)
 }
 
 /// Per-iteration wall seconds, and the CPU seconds of the whole run divided by the iterations
